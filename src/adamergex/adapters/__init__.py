@@ -1,0 +1,14 @@
+"""PEFT adapter folders: typed in-memory adapters, reading and atomic writing, provenance."""
+
+from adamergex.adapters.io import atomic_directory, read_adapter, write_adapter
+from adamergex.adapters.types import IA3Adapter, IA3Module, LoraAdapter, LoraModule
+
+__all__ = [
+    "IA3Adapter",
+    "IA3Module",
+    "LoraAdapter",
+    "LoraModule",
+    "atomic_directory",
+    "read_adapter",
+    "write_adapter",
+]

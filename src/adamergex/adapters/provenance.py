@@ -1,0 +1,80 @@
+"""Provenance sidecars: what went into an artifact, so that it can be traced and reproduced.
+
+Every folder adamergex writes carries ``adamergex_provenance.json`` with the inputs (paths and sha256),
+the settings, the library versions and the UTC time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+PROVENANCE_FILE = "adamergex_provenance.json"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def adapter_fingerprint(folder: str | Path) -> str:
+    """A sha256 over an adapter folder's config and weight files (name and content of each, in order).
+
+    The sidecar itself is excluded, so the fingerprint names the adapter, not the run that wrote it.
+    """
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for name in ADAPTER_FILES:
+        path = folder / name
+        if path.is_file():
+            digest.update(name.encode())
+            digest.update(bytes.fromhex(sha256_file(path)))
+    return digest.hexdigest()
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def environment_versions() -> dict[str, str | None]:
+    """Versions of Python and of the libraries whose behaviour determines an artifact's content."""
+    return {
+        "python": platform.python_version(),
+        "adamergex": _package_version("adamergex"),
+        "torch": _package_version("torch"),
+        "transformers": _package_version("transformers"),
+        "peft": _package_version("peft"),
+        "safetensors": _package_version("safetensors"),
+    }
+
+
+def write_provenance(folder: str | Path, record: dict[str, Any]) -> None:
+    """Write ``record`` plus versions and the UTC time as the folder's provenance sidecar."""
+    payload = dict(record)
+    payload.setdefault("versions", environment_versions())
+    payload.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    Path(folder, PROVENANCE_FILE).write_text(
+        json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
+    )
+
+
+def read_provenance(folder: str | Path) -> dict[str, Any] | None:
+    """The folder's provenance record, or None when it has no sidecar."""
+    path = Path(folder, PROVENANCE_FILE)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
