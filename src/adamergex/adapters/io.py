@@ -58,9 +58,7 @@ def atomic_directory(out: str | Path, *, force: bool = False) -> Iterator[Path]:
     """
     out = Path(out)
     if out.exists() and not force:
-        raise OutputExistsError(
-            f"output folder already exists: {out} (pass --force / force=True to replace it)"
-        )
+        raise OutputExistsError(f"output folder already exists: {out} (pass --force / force=True to replace it)")
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output path exists and is not a folder: {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -74,9 +72,7 @@ def atomic_directory(out: str | Path, *, force: bool = False) -> Iterator[Path]:
     if out.exists():
         if not force:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise OutputExistsError(
-                f"output folder appeared while writing: {out} (pass --force to replace it)"
-            )
+            raise OutputExistsError(f"output folder appeared while writing: {out} (pass --force to replace it)")
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         out.rename(old)
         tmp.rename(out)
@@ -119,9 +115,7 @@ def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(bin_path, map_location="cpu", weights_only=True)
         except Exception as error:
-            raise AdapterFormatError(
-                f"{bin_path}: cannot read PyTorch weights ({_first_line(error)})"
-            ) from error
+            raise AdapterFormatError(f"{bin_path}: cannot read PyTorch weights ({_first_line(error)})") from error
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise AdapterFormatError(f"{bin_path}: expected a dict of tensors")
         return state
@@ -210,8 +204,7 @@ def _read_ia3(folder: Path, config: dict[str, Any], tensors: dict[str, torch.Ten
         if not expected_ok:
             expected = "(1, in_features)" if feedforward else "(out_features, 1)"
             raise AdapterFormatError(
-                f"{folder}: module {name} has an (IA)³ vector of shape {tuple(tensor.shape)}; "
-                f"expected {expected}"
+                f"{folder}: module {name} has an (IA)³ vector of shape {tuple(tensor.shape)}; expected {expected}"
             )
         _check_finite(folder, name, tensor)
         modules[name] = IA3Module(tensor, feedforward)
@@ -243,9 +236,7 @@ def adapter_state_dict(adapter: Adapter, dtype: torch.dtype | None = None) -> di
     if isinstance(adapter, LoraAdapter):
         for name, module in adapter.modules.items():
             a_key, b_key = (
-                ("lora_embedding_A", "lora_embedding_B")
-                if module.embedding
-                else ("lora_A.weight", "lora_B.weight")
+                ("lora_embedding_A", "lora_embedding_B") if module.embedding else ("lora_A.weight", "lora_B.weight")
             )
             state[f"{KEY_PREFIX}{name}.{a_key}"] = cast(module.lora_A)
             state[f"{KEY_PREFIX}{name}.{b_key}"] = cast(module.lora_B)

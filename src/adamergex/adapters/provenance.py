@@ -67,9 +67,7 @@ def write_provenance(folder: str | Path, record: dict[str, Any]) -> None:
     payload = dict(record)
     payload.setdefault("versions", environment_versions())
     payload.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    Path(folder, PROVENANCE_FILE).write_text(
-        json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
-    )
+    Path(folder, PROVENANCE_FILE).write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_provenance(folder: str | Path) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,6 +41,10 @@ def resolve_rank_alpha(config: Mapping[str, Any], module_name: str) -> tuple[int
     rank = int(rank_pattern[rank_key]) if rank_key is not None else int(config["r"])
     alpha = float(alpha_pattern[alpha_key]) if alpha_key is not None else float(config["lora_alpha"])
     return rank, alpha
+
+
+def _cast_all(tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,11 @@ class LoraAdapter:
     def num_parameters(self) -> int:
         return sum(m.lora_A.numel() + m.lora_B.numel() for m in self.modules.values())
 
+    def to(self, dtype: torch.dtype) -> LoraAdapter:
+        """A copy whose factors (and floating extra tensors) are cast to ``dtype``."""
+        modules = {n: replace(m, lora_A=m.lora_A.to(dtype), lora_B=m.lora_B.to(dtype)) for n, m in self.modules.items()}
+        return replace(self, modules=modules, extra_tensors=_cast_all(self.extra_tensors, dtype))
+
 
 @dataclass
 class IA3Adapter:
@@ -125,6 +134,11 @@ class IA3Adapter:
 
     def num_parameters(self) -> int:
         return sum(m.vector.numel() for m in self.modules.values())
+
+    def to(self, dtype: torch.dtype) -> IA3Adapter:
+        """A copy whose vectors (and floating extra tensors) are cast to ``dtype``."""
+        modules = {n: replace(m, vector=m.vector.to(dtype)) for n, m in self.modules.items()}
+        return replace(self, modules=modules, extra_tensors=_cast_all(self.extra_tensors, dtype))
 
 
 Adapter = LoraAdapter | IA3Adapter

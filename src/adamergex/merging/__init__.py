@@ -1,0 +1,1 @@
+"""The merge algebra (pure functions on tensors) and its application to whole adapters."""
