@@ -29,6 +29,7 @@ from adamergex.adapters.types import (
     resolve_rank_alpha,
 )
 from adamergex.errors import AdapterFormatError, NumericalError, OutputExistsError
+from adamergex.merging.lora import all_finite
 
 CONFIG_FILE = "adapter_config.json"
 SAFETENSORS_FILE = "adapter_model.safetensors"
@@ -129,7 +130,7 @@ def _strip_prefix(folder: Path, key: str) -> str:
 
 
 def _check_finite(folder: Path, name: str, tensor: torch.Tensor) -> None:
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    if not all_finite(tensor):
         bad = int((~torch.isfinite(tensor)).sum())
         raise NumericalError(f"{folder}: module {name} holds {bad} non-finite value(s) (NaN or inf)")
 
@@ -265,7 +266,7 @@ def write_adapter(
     out = Path(out)
     state = adapter_state_dict(adapter, dtype)
     for key, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if not all_finite(tensor):
             raise NumericalError(f"refusing to write {out}: tensor {key} holds non-finite values")
     with atomic_directory(out, force=force) as tmp:
         save_file(state, str(tmp / SAFETENSORS_FILE), metadata={"format": "pt"})

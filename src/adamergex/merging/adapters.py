@@ -133,13 +133,25 @@ def _missing(adapters: Sequence[Adapter], roles: Sequence[str], names: Sequence[
     return {role: absent for role, absent in missing.items() if absent}
 
 
-def _relative_change(out_A: torch.Tensor, out_B: torch.Tensor, first: LoraModule | None) -> float:
+def _relative_change(
+    out_A: torch.Tensor, out_B: torch.Tensor, first: LoraModule | None, others: Sequence[lora_algebra.Term] = ()
+) -> float:
+    """``‖ΔW_out − ΔW_first‖_F / ‖ΔW_first‖_F`` from factors.
+
+    When the output is exactly ``ΔW_first + Σ others`` (concat), the change is the norm of ``Σ others`` and is
+    computed from those terms alone, which avoids cancelling ΔW_first against itself.
+    """
     if first is None:
         return float("inf")
-    base = lora_algebra.lowrank_frobenius_norm(first.scale * first.lora_A.float(), first.lora_B.float())
-    diff_A = torch.cat([out_A.float(), -first.scale * first.lora_A.float()], dim=0)
-    diff_B = torch.cat([out_B.float(), first.lora_B.float()], dim=1)
-    change = lora_algebra.lowrank_frobenius_norm(diff_A, diff_B)
+    # A diagnostic: float32 Gram products suffice unless the change is a difference of nearly equal products.
+    base = lora_algebra.lowrank_frobenius_norm(first.scale * first.lora_A, first.lora_B, torch.float32)
+    if others:
+        diff_A, diff_B = lora_algebra.concat_factors(others, out_A.dtype)
+        change = lora_algebra.lowrank_frobenius_norm(diff_A, diff_B, torch.float32)
+    else:
+        diff_A = torch.cat([out_A, -first.scale * first.lora_A.to(out_A.dtype)], dim=0)
+        diff_B = torch.cat([out_B, first.lora_B.to(out_B.dtype)], dim=1)
+        change = lora_algebra.lowrank_frobenius_norm(diff_A, diff_B)
     return change / base if base > 0 else float("inf") if change > 0 else 0.0
 
 
@@ -190,27 +202,31 @@ def combine_lora(
         if len({a.modules[name].embedding for a, _, _ in present}) > 1:
             raise IncompatibleAdaptersError(f"module {name}: an embedding in some adapters, a linear in others")
         terms = [(w * a.modules[name].scale, a.modules[name].lora_A, a.modules[name].lora_B) for a, w, _ in present]
+        first = adapters[0].modules.get(name)
+        exact_others = [term for (a, w, _), term in zip(present, terms, strict=True) if a is not adapters[0]]
+        exact_others = [term for term in exact_others if term[0] != 0.0]
         terms = [term for term in terms if term[0] != 0.0]
         if not terms:
             notes.append(f"module {name} has weight 0 in every input that has it; left out")
             continue
         lora_A, lora_B = lora_algebra.concat_factors(terms, compute_dtype)
         kept = None
+        exact = first is not None and weights[0] == 1.0
         if mode == "svd":
             compressed = lora_algebra.compress_factors(lora_A, lora_B, rank)  # type: ignore[arg-type]
             lora_A, lora_B, kept = compressed.lora_A, compressed.lora_B, compressed.kept_energy
-        if not (torch.isfinite(lora_A).all() and torch.isfinite(lora_B).all()):
+            exact = exact and compressed.rank >= sum(int(a.shape[0]) for _, a, _ in terms)
+        if not (lora_algebra.all_finite(lora_A) and lora_algebra.all_finite(lora_B)):
             raise NumericalError(f"module {name}: the merged factors are not finite")
         embedding = present[0][0].modules[name].embedding
         modules[name] = LoraModule(lora_A.to(out_dtype), lora_B.to(out_dtype), 1.0, embedding)
-        first = adapters[0].modules.get(name)
         reports.append(
             ModuleReport(
                 name=name,
                 input_ranks=tuple(a.modules[name].rank if name in a.modules else None for a in adapters),
                 output_rank=int(lora_A.shape[0]),
                 kept_energy=kept,
-                relative_change=_relative_change(lora_A, lora_B, first),
+                relative_change=_relative_change(lora_A, lora_B, first, exact_others if exact else ()),
             )
         )
     if not modules:
@@ -331,7 +347,7 @@ def combine_ia3(
             vector = ia3_algebra.additive_merge(*vectors, t)  # type: ignore[arg-type]
         else:
             vector = ia3_algebra.weighted_sum(vectors, weights)  # type: ignore[arg-type]
-        if not torch.isfinite(vector).all():
+        if not lora_algebra.all_finite(vector):
             raise NumericalError(f"module {name}: the merged (IA)³ vector is not finite")
         modules[name] = IA3Module(vector.to(out_dtype), feedforward)
         reports.append(

@@ -98,9 +98,20 @@ def factorwise_combine(
     return lora_A, lora_B  # type: ignore[return-value]
 
 
-def lowrank_frobenius_norm(lora_A: torch.Tensor, lora_B: torch.Tensor) -> float:
-    """``‖B A‖_F`` from r × r Gram matrices: ``‖B A‖_F² = Σ (BᵀB) ⊙ (A Aᵀ)``, without forming ``B A``."""
-    a = lora_A.double()
-    b = lora_B.double()
+def lowrank_frobenius_norm(lora_A: torch.Tensor, lora_B: torch.Tensor, dtype: torch.dtype = torch.float64) -> float:
+    """``‖B A‖_F`` from r × r Gram matrices: ``‖B A‖_F² = Σ (BᵀB) ⊙ (A Aᵀ)``, without forming ``B A``.
+
+    The Gram products are accumulated in ``dtype`` (float64 by default: when ``B A`` is a difference of nearly
+    equal products, float32 would lose the small result to cancellation).
+    """
+    a = lora_A.to(dtype)
+    b = lora_B.to(dtype)
     squared = float(((b.T @ b) * (a @ a.T)).sum())
     return max(squared, 0.0) ** 0.5
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """True when no element is NaN or ±inf; a finite sum proves it in one cheap reduction."""
+    if not tensor.is_floating_point():
+        return True
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())

@@ -1,0 +1,5 @@
+"""``python -m adamergex`` runs the command line."""
+
+from adamergex.cli import main
+
+main()
