@@ -155,7 +155,7 @@ def _relative_change(
     return change / base if base > 0 else float("inf") if change > 0 else 0.0
 
 
-def _lora_output_config(
+def lora_output_config(
     first: LoraAdapter, ranks: dict[str, int], same_modules: bool, extra_keys: Sequence[str]
 ) -> dict[str, Any]:
     """The task adapter's config with rank/alpha describing scale-1 factors (alpha = r for every module)."""
@@ -232,7 +232,7 @@ def combine_lora(
     if not modules:
         raise IncompatibleAdaptersError("every module has weight 0; expected at least one non-zero weight")
     extra = extra_tensors if extra_tensors is not None else {}
-    config = _lora_output_config(
+    config = lora_output_config(
         adapters[0],
         {name: m.rank for name, m in modules.items()},
         same_modules=list(modules) == list(adapters[0].modules),

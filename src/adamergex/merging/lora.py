@@ -115,3 +115,9 @@ def all_finite(tensor: torch.Tensor) -> bool:
     if not tensor.is_floating_point():
         return True
     return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
+
+
+def lowrank_inner(lora_A1: torch.Tensor, lora_B1: torch.Tensor, lora_A2: torch.Tensor, lora_B2: torch.Tensor) -> float:
+    """The Frobenius inner product ``⟨B₁A₁, B₂A₂⟩ = Σ (B₁ᵀB₂) ⊙ (A₁A₂ᵀ)``, from r₁ × r₂ products only."""
+    a1, b1, a2, b2 = (x.double() for x in (lora_A1, lora_B1, lora_A2, lora_B2))
+    return float(((b1.T @ b2) * (a1 @ a2.T)).sum())

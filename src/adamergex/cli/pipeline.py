@@ -1,0 +1,65 @@
+"""``adamergex run``, ``adamergex report`` and ``adamergex demo``."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from adamergex.pipeline.config import ExperimentConfig, load_config
+
+
+def _execute(config: ExperimentConfig, dry_run: bool) -> None:
+    from adamergex.pipeline.runner import run_experiment
+
+    console = Console(stderr=True)
+    pipeline, _, results = run_experiment(config, dry_run=dry_run, console=console)
+    log = pipeline.log
+    if dry_run:
+        click.echo(f"{len(log.planned)} step(s) to run, {len(log.cached)} cached")
+        return
+    click.echo(f"{len(log.executed)} step(s) run, {len(log.cached)} taken from the cache")
+    if results is not None:
+        Console().print((results / "results.md").read_text())
+        click.echo(f"results: {results}")
+
+
+@click.command("run")
+@click.argument("config_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="List the steps that would run and those already cached.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Override output.")
+@click.option("--print-schema", is_flag=True, help="Print the config's JSON schema and exit.")
+def run_command(config_path: Path | None, dry_run: bool, output: Path | None, print_schema: bool) -> None:
+    """Run the experiment in CONFIG_PATH (YAML): train, merge, evaluate, report; cached and resumable."""
+    if print_schema:
+        click.echo(json.dumps(ExperimentConfig.model_json_schema(), indent=2))
+        return
+    if config_path is None:
+        raise click.UsageError("CONFIG_PATH is required (or --print-schema)")
+    _execute(load_config(config_path, output=output), dry_run)
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def report_command(run_dir: Path) -> None:
+    """Rebuild RUN_DIR/results (tables, plots, diagnostic) from the run's records."""
+    from adamergex.pipeline.runner import load_records, write_report
+
+    records, config, wall = load_records(run_dir)
+    out = write_report(run_dir, records, config, wall)
+    Console().print((out / "results.md").read_text())
+    click.echo(f"results: {out}")
+
+
+@click.command("demo")
+@click.option("--quick", is_flag=True, help="The small variant (about 5 minutes on 2 CPU cores).")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder.")
+@click.option("--dry-run", is_flag=True, help="List the steps without running them.")
+def demo_command(quick: bool, output: Path | None, dry_run: bool) -> None:
+    """The offline experiment: Gemma-3-270M, UDHR reference adapters, MultiEmo, all methods, t tuned."""
+    name = "demo-quick.yaml" if quick else "demo.yaml"
+    config_path = Path(str(files("adamergex.configs").joinpath(name)))
+    _execute(load_config(config_path, output=output), dry_run)

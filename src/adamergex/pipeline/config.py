@@ -1,0 +1,137 @@
+"""The experiment config: one YAML file, validated by one pydantic model (the single source of truth).
+
+``adamergex run --print-schema`` prints its JSON schema; every field's description is its documentation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adamergex.errors import AdamergexError
+
+METHODS: tuple[str, ...] = ("base", "eng-ft", "arimerge", "adamergex", "adamergex-cross", "factor", "target-ft")
+Method = Literal["base", "eng-ft", "arimerge", "adamergex", "adamergex-cross", "factor", "target-ft"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReferenceSpec(_Strict):
+    """The reference task: causal LM on plain text in each language."""
+
+    source: str = Field("udhr", description="Reference text source: udhr, wikipedia (hub) or files.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Source options (e.g. a local path).")
+
+
+class TaskSpec(_Strict):
+    """A labelled task: trained in the source language, evaluated in the targets."""
+
+    name: str = Field(description="Task name from `adamergex data list` (e.g. multiemo, xnli, xcopa).")
+    train_size: int | None = Field(None, ge=1, description="Source-language training items (None: all).")
+    dev_size: int = Field(100, ge=1, description="Dev items used to tune t.")
+    test_size: int | None = Field(None, ge=1, description="Test items per target language (None: all).")
+    max_text_tokens: int | None = Field(None, ge=8, description="Cut long inputs to this many tokens.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Task loader options.")
+
+
+class TuningSpec(_Strict):
+    """How ``t: tune`` chooses t."""
+
+    dev: Literal["source", "target"] = Field(
+        "source",
+        description="source: the source-language dev set only (zero-shot setting); target: a small "
+        "target-language dev set (few-shot model selection). Results say which.",
+    )
+    grid: list[float] = Field([0.0, 0.25, 0.5, 0.75, 1.0], min_length=1, description="Coarse grid of t.")
+    refine_rounds: int = Field(1, ge=0, description="Refinement rounds around the best grid point.")
+    budget: int | None = Field(None, ge=1, description="At most this many dev evaluations per language.")
+
+
+class TrainingSpec(_Strict):
+    """Overrides of `adamergex train` settings (any TrainingConfig field except base/data/lang/out)."""
+
+    reference: dict[str, Any] = Field(default_factory=dict, description="Settings for reference adapters.")
+    task: dict[str, Any] = Field(default_factory=dict, description="Settings for task adapters.")
+
+    @field_validator("reference", "task")
+    @classmethod
+    def _known_fields(cls, values: dict[str, Any]) -> dict[str, Any]:
+        from adamergex.training.config import TrainingConfig
+
+        reserved = {"base", "data", "lang", "out", "force", "resume", "checkpoint_dir", "adapter"}
+        allowed = set(TrainingConfig.model_fields) - reserved
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {unknown}; allowed: {sorted(allowed)}")
+        return values
+
+
+class EvaluationSpec(_Strict):
+    batch_size: int | Literal["auto"] = Field("auto", description="Evaluation batch size or auto.")
+
+
+class ExperimentConfig(_Strict):
+    """One experiment: base model, languages, tasks, adapter kinds, methods, t, and where results go."""
+
+    name: str = Field(description="Experiment name (used in reports).")
+    base_model: str = Field(description="Base model: short name (gemma-3-270m), folder, .gguf file or hub id.")
+    adapters: list[Literal["lora", "ia3"]] = Field(["lora"], min_length=1, description="Adapter kinds to run.")
+    source_lang: str = Field("en", description="Language of the task training data.")
+    target_langs: list[str] = Field(min_length=1, description="Target languages (ISO 639-1).")
+    reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    methods: list[Method] = Field(list(METHODS), min_length=1, description=f"Methods, from {', '.join(METHODS)}.")
+    t: float | list[float] | Literal["tune"] = Field(
+        "tune", description="t for adamergex methods: a value, a list (each reported), or 'tune'."
+    )
+    tuning: TuningSpec = Field(default_factory=TuningSpec)
+    merge_mode: Literal["concat", "svd"] = Field("concat", description="LoRA merge: exact concat or rank-k svd.")
+    merge_rank: int | None = Field(None, ge=1, description="Output rank for merge_mode svd.")
+    protocol: Literal["harness", "paper"] = Field("harness", description="Prompt protocol for training and eval.")
+    seeds: list[int] = Field([0], min_length=1, description="Training seeds (results averaged over seeds).")
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    output: Path = Field(Path("runs/experiment"), description="Run folder (cache, adapters, results).")
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        if self.source_lang in self.target_langs:
+            raise ValueError(f"source_lang {self.source_lang!r} is also a target language")
+        if len(set(self.target_langs)) != len(self.target_langs):
+            raise ValueError("target_langs has duplicates")
+        return self
+
+
+def _format_error(error: ValidationError, where: str) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first.get("type") == "extra_forbidden":
+        message = "unknown field"
+    got = first.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    extra = f"; {len(error.errors()) - 1} more error(s)" if len(error.errors()) > 1 else ""
+    return f"invalid config {where}: {location}: {message}{shown}{extra}"
+
+
+def load_config(path: str | Path, **overrides: Any) -> ExperimentConfig:
+    """Read and validate a YAML experiment config; errors name the field and what is allowed."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise AdamergexError(f"cannot read config {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise AdamergexError(f"config {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise AdamergexError(f"config {path} must be a mapping of fields to values")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ExperimentConfig(**data)
+    except ValidationError as error:
+        raise AdamergexError(_format_error(error, str(path))) from None
