@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from importlib.resources import files
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+import adamergex
 from adamergex.pipeline.config import ExperimentConfig, load_config
 
 
@@ -61,5 +61,5 @@ def report_command(run_dir: Path) -> None:
 def demo_command(quick: bool, output: Path | None, dry_run: bool) -> None:
     """The offline experiment: Gemma-3-270M, UDHR reference adapters, MultiEmo, all methods, t tuned."""
     name = "demo-quick.yaml" if quick else "demo.yaml"
-    config_path = Path(str(files("adamergex.configs").joinpath(name)))
+    config_path = Path(adamergex.__file__).parent / "configs" / name
     _execute(load_config(config_path, output=output), dry_run)

@@ -37,6 +37,22 @@ class TaskSpec(_Strict):
     test_size: int | None = Field(None, ge=1, description="Test items per target language (None: all).")
     max_text_tokens: int | None = Field(None, ge=8, description="Cut long inputs to this many tokens.")
     options: dict[str, Any] = Field(default_factory=dict, description="Task loader options.")
+    target_langs: list[str] | None = Field(
+        None, description="Target languages for this task (default: the experiment's target_langs)."
+    )
+    train_split: str = Field("train", description="Split the task adapters are trained on.")
+    dev_split: str | None = Field(None, description="Split used to tune t (default: dev, else validation).")
+    test_split: str | None = Field(None, description="Split evaluated (default: test, else validation).")
+
+    def resolve_split(self, role: Literal["dev", "test"], available: tuple[str, ...]) -> str:
+        """The split used for ``role``: as configured, else the first of the usual names the task has."""
+        chosen = self.dev_split if role == "dev" else self.test_split
+        if chosen is not None:
+            return chosen
+        for name in ("dev", "validation") if role == "dev" else ("test", "validation"):
+            if name in available:
+                return name
+        raise ValueError(f"task {self.name!r} has no {role} split among {list(available)}; set {role}_split")
 
 
 class TuningSpec(_Strict):
@@ -82,7 +98,9 @@ class ExperimentConfig(_Strict):
     base_model: str = Field(description="Base model: short name (gemma-3-270m), folder, .gguf file or hub id.")
     adapters: list[Literal["lora", "ia3"]] = Field(["lora"], min_length=1, description="Adapter kinds to run.")
     source_lang: str = Field("en", description="Language of the task training data.")
-    target_langs: list[str] = Field(min_length=1, description="Target languages (ISO 639-1).")
+    target_langs: list[str] = Field(
+        min_length=1, description="Target languages (ISO 639-1); a task may narrow them with its own target_langs."
+    )
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
     tasks: list[TaskSpec] = Field(min_length=1)
     methods: list[Method] = Field(list(METHODS), min_length=1, description=f"Methods, from {', '.join(METHODS)}.")
@@ -98,9 +116,12 @@ class ExperimentConfig(_Strict):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     output: Path = Field(Path("runs/experiment"), description="Run folder (cache, adapters, results).")
 
+    def task_languages(self, task: TaskSpec) -> list[str]:
+        return list(task.target_langs or self.target_langs)
+
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
-        if self.source_lang in self.target_langs:
+        if any(self.source_lang in self.task_languages(task) for task in self.tasks):
             raise ValueError(f"source_lang {self.source_lang!r} is also a target language")
         if len(set(self.target_langs)) != len(self.target_langs):
             raise ValueError("target_langs has duplicates")

@@ -147,6 +147,7 @@ class Pipeline:
             "data": f"task:{task.name}",
             "lang": lang,
             "limit": task.train_size,
+            "task_split": task.train_split,
             "protocol": self.config.protocol,
             "max_text_tokens": task.max_text_tokens,
             "data_options": {k: str(v) for k, v in task.options.items()},
@@ -249,7 +250,8 @@ class Pipeline:
         self._validate()
         self.cache.sweep()
         records = RunRecords()
-        langs = [config.source_lang, *config.target_langs]
+        targets = [lang for task in config.tasks for lang in config.task_languages(task)]
+        langs = list(dict.fromkeys([config.source_lang, *targets]))
         methods = list(config.methods)
         for adapter in config.adapters:
             for seed in config.seeds:
@@ -262,12 +264,19 @@ class Pipeline:
         """Refuse, before any work, a task that lacks one of the languages or splits the run needs."""
         from adamergex.data.tasks import get_task
 
+        self.splits: dict[str, dict[str, str]] = {}
         for spec in self.config.tasks:
             task = get_task(spec.name)
-            for lang in (self.config.source_lang, *self.config.target_langs):
+            for lang in (self.config.source_lang, *self.config.task_languages(spec)):
                 task.check_language(lang)
-            for split in ("train", "dev", "test"):
+            try:
+                splits = {"train": spec.train_split, "dev": spec.resolve_split("dev", task.splits),
+                          "test": spec.resolve_split("test", task.splits)}  # fmt: skip
+            except ValueError as error:
+                raise AdamergexError(str(error)) from None
+            for split in splits.values():
                 task.check_split(split)
+            self.splits[spec.name] = splits
 
     def _run_task(self, records: RunRecords, adapter: str, seed: int, task: TaskSpec,
                   references: dict[str, tuple[str, Path]], methods: list[str]) -> None:  # fmt: skip
@@ -287,29 +296,30 @@ class Pipeline:
                 records.rows.append(ResultRow(task=task.name, adapter=adapter, method=method, lang=lang,
                                               metric=metric, value=value["value"], low=value["low"],
                                               high=value["high"], n=value["n"], t=t, t_chosen_on=chosen_on,
-                                              seed=seed, protocol=config.protocol, split="test"))  # fmt: skip
+                                              seed=seed, protocol=config.protocol, split=test))  # fmt: skip
 
-        for lang in config.target_langs:
+        test = self.splits[task.name]["test"]
+        for lang in config.task_languages(task):
             parts = {"task": task_adapter, "reference_target": references[lang], "reference_source": references[source]}
             if "base" in methods:
-                add_row("base", lang, self.evaluate(None, task, lang, "test", task.test_size, f"base/{lang}"))
+                add_row("base", lang, self.evaluate(None, task, lang, test, task.test_size, f"base/{lang}"))
             if "eng-ft" in methods:
-                add_row("eng-ft", lang, self.evaluate(task_adapter, task, lang, "test", task.test_size,
+                add_row("eng-ft", lang, self.evaluate(task_adapter, task, lang, test, task.test_size,
                                                       f"eng-ft/{lang}"))  # fmt: skip
             if "arimerge" in methods:
                 merged = self.merged_adapter("arimerge", adapter, parts, None, f"arimerge/{lang}")  # type: ignore[arg-type]
-                add_row("arimerge", lang, self.evaluate(merged, task, lang, "test", task.test_size, f"arimerge/{lang}"))
+                add_row("arimerge", lang, self.evaluate(merged, task, lang, test, task.test_size, f"arimerge/{lang}"))
             for method in (m for m in T_METHODS if m in methods):
                 if method == "factor" and adapter != "lora":
                     records.notes.append("factor mode applies to LoRA only; skipped for (IA)³")
                     continue
                 for t, chosen_on in self._choose_t(records, method, adapter, seed, task, lang, parts):
                     merged = self.merged_adapter(method, adapter, parts, t, f"{method}/{lang}/t={t:g}")  # type: ignore[arg-type]
-                    result = self.evaluate(merged, task, lang, "test", task.test_size, f"{method}/{lang}/t={t:g}")
+                    result = self.evaluate(merged, task, lang, test, task.test_size, f"{method}/{lang}/t={t:g}")
                     add_row(method, lang, result, t, chosen_on)
             if "target-ft" in methods:
                 target_ft = self.task_adapter(adapter, task, lang, seed)
-                add_row("target-ft", lang, self.evaluate(target_ft, task, lang, "test", task.test_size,
+                add_row("target-ft", lang, self.evaluate(target_ft, task, lang, test, task.test_size,
                                                          f"target-ft/{lang}"))  # fmt: skip
                 if adapter == "lora" and not self.dry_run and task_adapter is not None:
                     records.diagnostics[f"{task.name}/{adapter}/{lang}/seed{seed}"] = self._diagnose(
@@ -331,7 +341,8 @@ class Pipeline:
 
         def objective(t: float) -> float:
             merged = self.merged_adapter(method, adapter, parts, t, f"{method}/{lang}/t={t:g}")
-            result = self.evaluate(merged, task, dev_lang, "dev", task.dev_size, f"tune/{method}/{lang}/t={t:g}")
+            dev = self.splits[task.name]["dev"]
+            result = self.evaluate(merged, task, dev_lang, dev, task.dev_size, f"tune/{method}/{lang}/t={t:g}")
             assert result is not None
             return float(next(iter(result["metrics"].values()))["value"])
 

@@ -1,0 +1,1 @@
+"""Data: sources with a cache, reference-task corpora, and multilingual tasks declared as data."""

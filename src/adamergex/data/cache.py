@@ -1,0 +1,131 @@
+"""The data cache: where downloaded and extracted sources live, and small helpers to fill it safely.
+
+The cache root is ``$ADAMERGEX_CACHE`` when set, else ``$XDG_CACHE_HOME/adamergex``, else
+``~/.cache/adamergex``. Everything is written to a temporary name and renamed into place, so an interrupted
+download or extraction never leaves a half-written file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from adamergex.errors import AdamergexError, OutputExistsError
+
+CACHE_ENV = "ADAMERGEX_CACHE"
+
+
+class SourceUnavailableError(AdamergexError):
+    """A data source is not cached and cannot be obtained (offline, tool missing, hub unreachable)."""
+
+
+class ToolFailedError(SourceUnavailableError):
+    """A download tool ran and failed; ``output`` holds its full standard error."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+
+class ChecksumError(AdamergexError):
+    """A file does not have the pinned sha256 (corrupted or a different version)."""
+
+
+class DataFormatError(AdamergexError):
+    """A data file does not have the expected format."""
+
+
+def cache_root() -> Path:
+    """The cache root (see the module docstring); created on first use."""
+    if os.environ.get(CACHE_ENV):
+        root = Path(os.environ[CACHE_ENV]).expanduser()
+    elif os.environ.get("XDG_CACHE_HOME"):
+        root = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "adamergex"
+    else:
+        root = Path.home() / ".cache" / "adamergex"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def data_cache_dir(*parts: str) -> Path:
+    """``<cache root>/data/<parts...>`` (not created)."""
+    return cache_root().joinpath("data", *parts)
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str, what: str) -> None:
+    """Raise :class:`ChecksumError` unless ``path`` has sha256 ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ChecksumError(
+            f"{path}: sha256 {actual} does not match the pinned {expected} of {what} "
+            "(corrupted or a different version; delete it and obtain it again)"
+        )
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+
+    Raises :class:`OutputExistsError` before writing when ``path`` exists and ``force`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; pass force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: Path, text: str, *, force: bool = False) -> Path:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"), force=force)
+
+
+def publish_directory(temporary: Path, final: Path) -> Path:
+    """Rename a fully written ``temporary`` folder to ``final``; if another process won the race, keep theirs."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(temporary, final)
+    except OSError:
+        if not final.exists():
+            raise
+        shutil.rmtree(temporary, ignore_errors=True)
+    return final
+
+
+def run_tool(command: Sequence[str], *, cwd: Path, what: str, how_to_supply: str) -> None:
+    """Run a download tool (``npm``, ``pip``); failure becomes :class:`SourceUnavailableError`.
+
+    The message names what could not be obtained and ``how_to_supply`` it by hand.
+    """
+    try:
+        result = subprocess.run(list(command), cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise SourceUnavailableError(
+            f"cannot obtain {what}: {command[0]!r} is not installed; {how_to_supply}"
+        ) from None
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ToolFailedError(
+            f"cannot obtain {what}: `{' '.join(command)}` failed ({detail}); {how_to_supply}", result.stderr
+        )

@@ -1,0 +1,1 @@
+"""Raw data sources: obtain, verify, cache, parse. One module per source."""
