@@ -123,6 +123,48 @@ def _input_record(adapter: Adapter, role: str) -> dict[str, Any]:
     return {"role": role, "path": str(adapter.path.resolve()), "fingerprint": adapter_fingerprint(adapter.path)}
 
 
+@dataclass
+class _Prepared:
+    adapters: list[Adapter]
+    notes: list[str]
+    extra: dict[str, torch.Tensor]
+    out_dtype: torch.dtype | None
+    work_dtype: torch.dtype
+    settings: dict[str, Any]
+
+
+def _prepare(
+    adapters: Sequence[AdapterLike],
+    roles: Sequence[str],
+    *,
+    modules_to_save: ModulesToSave,
+    allow_base_mismatch: bool,
+    dtype: str | torch.dtype | None,
+    compute_dtype: str | torch.dtype,
+    rank: int | None,
+) -> _Prepared:
+    """Load and check the inputs, resolve dtypes, and record the settings shared by merge and combine."""
+    loaded = [_load(a) for a in adapters]
+    notes = check_compatible(loaded, roles, allow_base_mismatch=allow_base_mismatch)
+    extra, extra_notes = resolve_modules_to_save(loaded, roles, modules_to_save)
+    out_dtype, work_dtype = _resolve_dtype(dtype), _resolve_dtype(compute_dtype)
+    settings = {
+        "rank": rank,
+        "dtype": str(out_dtype) if out_dtype else None,
+        "compute_dtype": str(work_dtype),
+        "modules_to_save": modules_to_save,
+        "allow_base_mismatch": allow_base_mismatch,
+    }
+    return _Prepared(loaded, notes + extra_notes, extra, out_dtype, work_dtype, settings)  # type: ignore[arg-type]
+
+
+def _check_lora_mode(mode: str, modes: Sequence[str], rank: int | None) -> None:
+    if mode not in modes:
+        raise AdamergexError(f"mode {mode!r} is not a LoRA merge mode; expected one of {', '.join(modes)}")
+    if mode != "svd" and rank is not None:
+        raise AdamergexError(f"--rank applies to mode svd only, not {mode!r}")
+
+
 def _finish(
     combination: Combination,
     adapters: Sequence[Adapter],
@@ -209,67 +251,28 @@ def merge(
     """
     started = time.perf_counter()
     roles = ["task", "reference_target", "reference_source"]
-    adapters = [_load(task), _load(reference_target), _load(reference_source)]
-    notes = check_compatible(adapters, roles, allow_base_mismatch=allow_base_mismatch)
-    extra, extra_notes = resolve_modules_to_save(adapters, roles, modules_to_save)
-    out_dtype, work_dtype = _resolve_dtype(dtype), _resolve_dtype(compute_dtype)
+    prepared = _prepare([task, reference_target, reference_source], roles, modules_to_save=modules_to_save,
+                        allow_base_mismatch=allow_base_mismatch, dtype=dtype, compute_dtype=compute_dtype,
+                        rank=rank)  # fmt: skip
     weights = [1.0, float(t), -float(t)]
-    kind = adapters[0].kind
-    if kind == "lora":
+    if prepared.adapters[0].kind == "lora":
         mode = mode or "concat"
-        if mode not in LORA_MODES:
-            raise AdamergexError(f"mode {mode!r} is not a LoRA merge mode; expected one of {', '.join(LORA_MODES)}")
-        if mode != "svd" and rank is not None:
-            raise AdamergexError(f"--rank applies to mode svd only, not {mode!r}")
-        combination = combine_lora(
-            adapters,  # type: ignore[arg-type]
-            weights,
-            roles,
-            mode=mode,  # type: ignore[arg-type]
-            rank=rank,
-            compute_dtype=work_dtype,  # type: ignore[arg-type]
-            extra_tensors=extra,
-        )
+        _check_lora_mode(mode, LORA_MODES, rank)
+        combination = combine_lora(prepared.adapters, weights, roles, mode=mode, rank=rank,  # type: ignore[arg-type]
+                                   compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip
     else:
         mode = mode or "multiplicative"
         if mode not in IA3_MODES:
             raise AdamergexError(f"mode {mode!r} is not an (IA)³ merge mode; expected one of {', '.join(IA3_MODES)}")
         if rank is not None:
             raise AdamergexError("--rank applies to LoRA svd merges only, not to (IA)³")
-        combination = combine_ia3(
-            adapters,  # type: ignore[arg-type]
-            roles,
-            t=float(t),
-            mode=mode,  # type: ignore[arg-type]
-            min_abs=min_abs,
-            clamp=clamp,
-            compute_dtype=work_dtype,  # type: ignore[arg-type]
-            extra_tensors=extra,
-        )
-    settings = {
-        "rank": rank,
-        "dtype": str(out_dtype) if out_dtype else None,
-        "compute_dtype": str(work_dtype),
-        "modules_to_save": modules_to_save,
-        "allow_base_mismatch": allow_base_mismatch,
-        "min_abs": min_abs,
-        "clamp": clamp,
-    }
-    return _finish(
-        combination,
-        adapters,
-        roles,
-        weights,
-        method="adamergex",
-        mode=mode,
-        t=float(t),
-        settings=settings,
-        notes=notes + extra_notes,
-        out=out,
-        force=force,
-        dtype=out_dtype,
-        started=started,
-    )
+        combination = combine_ia3(prepared.adapters, roles, t=float(t), mode=mode,  # type: ignore[arg-type]
+                                  min_abs=min_abs, clamp=clamp, compute_dtype=prepared.work_dtype,
+                                  extra_tensors=prepared.extra)  # fmt: skip
+    prepared.settings.update(min_abs=min_abs, clamp=clamp)
+    return _finish(combination, prepared.adapters, roles, weights, method="adamergex", mode=mode, t=float(t),
+                   settings=prepared.settings, notes=prepared.notes, out=out, force=force,
+                   dtype=prepared.out_dtype, started=started)  # fmt: skip
 
 
 def combine(
@@ -296,55 +299,18 @@ def combine(
         raise AdamergexError("combine needs at least one adapter")
     if len(adapters) != len(weights):
         raise AdamergexError(f"got {len(adapters)} adapters but {len(weights)} weights; expected one weight each")
-    loaded = [_load(a) for a in adapters]
-    roles = [f"adapter[{i}]" for i in range(len(loaded))]
-    notes = check_compatible(loaded, roles, allow_base_mismatch=allow_base_mismatch)
-    extra, extra_notes = resolve_modules_to_save(loaded, roles, modules_to_save)
-    out_dtype, work_dtype = _resolve_dtype(dtype), _resolve_dtype(compute_dtype)
+    roles = [f"adapter[{i}]" for i in range(len(adapters))]
+    prepared = _prepare(adapters, roles, modules_to_save=modules_to_save, allow_base_mismatch=allow_base_mismatch,
+                        dtype=dtype, compute_dtype=compute_dtype, rank=rank)  # fmt: skip
     weights = [float(w) for w in weights]
-    if loaded[0].kind == "lora":
-        if mode not in ("concat", "svd"):
-            raise AdamergexError(f"mode {mode!r} is not a combine mode; expected concat or svd")
-        if mode != "svd" and rank is not None:
-            raise AdamergexError(f"--rank applies to mode svd only, not {mode!r}")
-        combination = combine_lora(
-            loaded,  # type: ignore[arg-type]
-            weights,
-            roles,
-            mode=mode,
-            rank=rank,
-            compute_dtype=work_dtype,  # type: ignore[arg-type]
-            extra_tensors=extra,
-        )
+    if prepared.adapters[0].kind == "lora":
+        _check_lora_mode(mode, ("concat", "svd"), rank)
+        combination = combine_lora(prepared.adapters, weights, roles, mode=mode, rank=rank,  # type: ignore[arg-type]
+                                   compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip
     else:
         mode = "weighted"  # type: ignore[assignment]
-        combination = combine_ia3(
-            loaded,  # type: ignore[arg-type]
-            roles,
-            weights=weights,
-            mode="weighted",
-            compute_dtype=work_dtype,  # type: ignore[arg-type]
-            extra_tensors=extra,
-        )
-    settings = {
-        "rank": rank,
-        "dtype": str(out_dtype) if out_dtype else None,
-        "compute_dtype": str(work_dtype),
-        "modules_to_save": modules_to_save,
-        "allow_base_mismatch": allow_base_mismatch,
-    }
-    return _finish(
-        combination,
-        loaded,
-        roles,
-        weights,
-        method="combine",
-        mode=mode,
-        t=None,
-        settings=settings,
-        notes=notes + extra_notes,
-        out=out,
-        force=force,
-        dtype=out_dtype,
-        started=started,
-    )
+        combination = combine_ia3(prepared.adapters, roles, weights=weights, mode="weighted",  # type: ignore[arg-type]
+                                  compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip
+    return _finish(combination, prepared.adapters, roles, weights, method="combine", mode=mode, t=None,
+                   settings=prepared.settings, notes=prepared.notes, out=out, force=force,
+                   dtype=prepared.out_dtype, started=started)  # fmt: skip
