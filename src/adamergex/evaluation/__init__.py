@@ -1,0 +1,34 @@
+"""Evaluation: log-likelihood scoring, greedy generation, metrics with intervals, and the runner."""
+
+from adamergex.evaluation.generation import answer_extractor, final_number, generate_greedy
+from adamergex.evaluation.loglikelihood import ChoiceScores, encode_pair, score_multiple_choice
+from adamergex.evaluation.metrics import (
+    MetricValue,
+    accuracy,
+    exact_match,
+    macro_f1,
+    rouge_l,
+    rouge_tokenize,
+    token_f1,
+)
+from adamergex.evaluation.runner import EvalResult, auto_batch_size, evaluate, write_results
+
+__all__ = [
+    "ChoiceScores",
+    "EvalResult",
+    "MetricValue",
+    "accuracy",
+    "answer_extractor",
+    "auto_batch_size",
+    "encode_pair",
+    "evaluate",
+    "exact_match",
+    "final_number",
+    "generate_greedy",
+    "macro_f1",
+    "rouge_l",
+    "rouge_tokenize",
+    "score_multiple_choice",
+    "token_f1",
+    "write_results",
+]

@@ -1,0 +1,338 @@
+"""Evaluate an in-memory model on one task and language; results as a JSON-ready record.
+
+:func:`evaluate` takes a model object (a base model, a ``PeftModel``, or a merged adapter that was never
+written to disk), so the pipeline and the CLI share it. Multiple-choice tasks are scored by log-likelihood
+(:mod:`~adamergex.evaluation.loglikelihood`), generation tasks by greedy decoding
+(:mod:`~adamergex.evaluation.generation`); every metric carries n and a bootstrap 95% interval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from adamergex.adapters.provenance import environment_versions
+from adamergex.errors import AdamergexError, OutputExistsError
+from adamergex.evaluation.generation import answer_extractor, generate_greedy
+from adamergex.evaluation.loglikelihood import encode_text, score_multiple_choice
+from adamergex.evaluation.metrics import (
+    PER_ITEM_METRICS,
+    MetricValue,
+    macro_f1_with_interval,
+    mean_with_interval,
+)
+
+BatchSize = int | Literal["auto"]
+RESULTS_SCHEMA = "adamergex.eval/1"
+_HARNESS_MAX_GEN_TOKS = 256
+_CPU_BATCH_CAP = 32
+_CUDA_BATCH_CAP = 256
+
+
+@dataclass
+class EvalResult:
+    """One evaluation: a model (and adapter) on one task, language, protocol and split."""
+
+    model: str
+    task: str
+    language: str
+    protocol: str
+    split: str
+    n: int
+    metrics: dict[str, MetricValue]
+    batch_size: int
+    seconds: float
+    model_fingerprint: str | None = None
+    adapter: str | None = None
+    adapter_fingerprint: str | None = None
+    limit: int | None = None
+    seed: int = 0
+    predictions: list[dict[str, Any]] | None = None
+    versions: dict[str, str | None] = field(default_factory=environment_versions)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def items_per_second(self) -> float:
+        return self.n / self.seconds if self.seconds > 0 else float("inf")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (``schema`` names the layout)."""
+        record: dict[str, Any] = {
+            "schema": RESULTS_SCHEMA,
+            "model": self.model,
+            "model_fingerprint": self.model_fingerprint,
+            "adapter": self.adapter,
+            "adapter_fingerprint": self.adapter_fingerprint,
+            "task": self.task,
+            "language": self.language,
+            "protocol": self.protocol,
+            "split": self.split,
+            "limit": self.limit,
+            "seed": self.seed,
+            "n": self.n,
+            "metrics": {name: value.to_json() for name, value in self.metrics.items()},
+            "batch_size": self.batch_size,
+            "seconds": round(self.seconds, 3),
+            "items_per_second": round(self.items_per_second, 3),
+            "versions": self.versions,
+            "created": self.created,
+        }
+        if self.predictions is not None:
+            record["predictions"] = self.predictions
+        return record
+
+
+def auto_batch_size(model: Any, max_tokens: int, n_items: int) -> int:
+    """A batch size for sequences of up to ``max_tokens`` tokens, probed on the model's device.
+
+    On CUDA: try a forward pass of the longest shape at halving batch sizes (from 256, or fewer items)
+    until one fits, then keep half of it as head-room for the KV cache of the continuation pass. On CPU,
+    where running out of memory kills the process instead of raising: the largest batch whose KV cache
+    and widest activation fit in a quarter of the available memory, at most 32 (larger batches do not
+    raise CPU throughput and add padding).
+    """
+    parameter = next(model.parameters())
+    upper = max(1, n_items)
+    if parameter.device.type == "cuda":
+        candidate = min(_CUDA_BATCH_CAP, upper)
+        while candidate > 1:
+            try:
+                with torch.no_grad():
+                    ids = torch.zeros((candidate, max_tokens), dtype=torch.long, device=parameter.device)
+                    model(input_ids=ids, logits_to_keep=1)
+                return max(1, candidate // 2)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                candidate //= 2
+        return 1
+    config = getattr(model.config, "text_config", None) or model.config
+    hidden = int(getattr(config, "hidden_size", 1024))
+    layers = int(getattr(config, "num_hidden_layers", 24))
+    widest = max(hidden * 4, int(getattr(config, "intermediate_size", 0) or 0))
+    bytes_per_value = parameter.element_size()
+    per_row = max_tokens * (2 * layers * hidden + 4 * widest) * bytes_per_value
+    available = _available_memory()
+    return max(1, min(_CPU_BATCH_CAP, upper, available // 4 // max(per_row, 1)))
+
+
+def _available_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 4 << 30
+
+
+def _resolve_batch_size(batch_size: BatchSize, model: Any, max_tokens: int, n_items: int) -> int:
+    if batch_size == "auto":
+        return auto_batch_size(model, max_tokens, n_items)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise AdamergexError(f"batch size must be 'auto' or a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def _get_task(task: Any) -> Any:
+    if isinstance(task, str):
+        from adamergex.data.tasks import get_task
+
+        return get_task(task)
+    return task
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    task: Any,
+    lang: str,
+    *,
+    split: str = "test",
+    limit: int | None = None,
+    protocol: Literal["harness", "paper"] = "harness",
+    batch_size: BatchSize = "auto",
+    seed: int = 0,
+    model_name: str | None = None,
+    model_fingerprint: str | None = None,
+    adapter: str | None = None,
+    adapter_fingerprint: str | None = None,
+    keep_predictions: bool = True,
+    resamples: int = 1000,
+    progress: bool = True,
+    load_options: dict[str, Any] | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` on ``task`` in ``lang``.
+
+    Args:
+        model: causal LM (plain or PEFT-wrapped); put in eval mode here.
+        tokenizer: its tokenizer.
+        task: a :class:`~adamergex.data.tasks.Task` or its registered name.
+        lang: language code (normalised by the task).
+        split: split to evaluate.
+        limit: evaluate a seeded subset of this many items (same indices in aligned languages).
+        protocol: ``harness`` (lm-evaluation-harness prompts) or ``paper`` (AdaMergeX prompts).
+        batch_size: prompts per forward pass, or ``"auto"`` (:func:`auto_batch_size`).
+        seed: seed of the subset and of the bootstrap.
+        model_name, model_fingerprint, adapter, adapter_fingerprint: recorded in the result.
+        keep_predictions: record per-item predictions.
+        resamples: bootstrap resamples per metric.
+        progress: show progress bars.
+        load_options: passed to ``task.load`` (data source options, text truncation).
+    """
+    task = _get_task(task)
+    lang = task.check_language(lang)
+    task.check_split(split)
+    items = task.load(lang, split, limit=limit, seed=seed, **(load_options or {}))
+    if not items:
+        raise AdamergexError(f"task {task.name!r} has no items in language {lang!r}, split {split!r}")
+    rendered = [task.render(item, protocol) for item in items]
+    model.eval()
+    started = time.perf_counter()
+    if task.kind == "multiple_choice":
+        longest = max(
+            len(encode_text(tokenizer, item.prompt + max(item.choices or [""], key=len))) for item in rendered
+        )
+        size = _resolve_batch_size(batch_size, model, longest, len(rendered))
+        scores = score_multiple_choice(
+            model,
+            tokenizer,
+            [(item.prompt, item.choices or []) for item in rendered],
+            batch_size=size,
+            progress=progress,
+        )
+        predicted = [score.prediction for score in scores]
+        gold = [int(item.gold) for item in rendered]  # type: ignore[arg-type]
+        metrics = _classification_metrics(task.metrics, predicted, gold, scores, resamples, seed)
+        predictions = [
+            {
+                "id": item.id,
+                "prediction": score.prediction,
+                "gold": item.gold,
+                "correct": score.prediction == item.gold,
+                "loglikelihoods": [round(value, 6) for value in score.loglikelihoods],
+            }
+            for item, score in zip(rendered, scores, strict=True)
+        ]
+    elif task.kind == "generation":
+        # Stop strings and budget come with each rendered item (they depend on protocol and language).
+        settings = [
+            (
+                tuple(getattr(item, "stop", None) or task.stop),
+                getattr(item, "max_new_tokens", None) or task.max_new_tokens or _HARNESS_MAX_GEN_TOKS,
+            )
+            for item in rendered
+        ]
+        longest = max(
+            len(encode_text(tokenizer, item.prompt)) + budget
+            for item, (_, budget) in zip(rendered, settings, strict=True)
+        )
+        size = _resolve_batch_size(batch_size, model, longest, len(rendered))
+        texts = [""] * len(rendered)
+        for stop, budget in dict.fromkeys(settings):
+            indices = [index for index, setting in enumerate(settings) if setting == (stop, budget)]
+            generated = generate_greedy(
+                model,
+                tokenizer,
+                [rendered[index].prompt for index in indices],
+                max_new_tokens=budget,
+                stop=stop,
+                batch_size=size,
+                progress=progress,
+            )
+            for index, text in zip(indices, generated, strict=True):
+                texts[index] = text
+        extract = answer_extractor(task.name)
+        answers = [extract(text) for text in texts]
+        references = [[extract(ref) for ref in _references(item.gold)] for item in rendered]
+        metrics = _generation_metrics(task.metrics, answers, references, resamples, seed)
+        predictions = [
+            {"id": item.id, "generation": text, "answer": answer, "gold": item.gold}
+            for item, text, answer in zip(rendered, texts, answers, strict=True)
+        ]
+    else:
+        raise AdamergexError(f"task {task.name!r} has kind {task.kind!r}; expected multiple_choice or generation")
+    seconds = time.perf_counter() - started
+    return EvalResult(
+        model=model_name or getattr(model, "name_or_path", type(model).__name__),
+        task=task.name,
+        language=lang,
+        protocol=protocol,
+        split=split,
+        n=len(rendered),
+        metrics=metrics,
+        batch_size=size,
+        seconds=seconds,
+        model_fingerprint=model_fingerprint,
+        adapter=adapter,
+        adapter_fingerprint=adapter_fingerprint,
+        limit=limit,
+        seed=seed,
+        predictions=predictions if keep_predictions else None,
+    )
+
+
+def _references(gold: Any) -> list[str]:
+    return [str(ref) for ref in gold] if isinstance(gold, list | tuple) else [str(gold)]
+
+
+def _classification_metrics(
+    names: Sequence[str], predicted: list[int], gold: list[int], scores: Sequence[Any], resamples: int, seed: int
+) -> dict[str, MetricValue]:
+    metrics: dict[str, MetricValue] = {}
+    for name in names:
+        if name == "accuracy":
+            correct = [float(p == g) for p, g in zip(predicted, gold, strict=True)]
+            metrics[name] = mean_with_interval(correct, resamples=resamples, seed=seed)
+        elif name == "macro_f1":
+            metrics[name] = macro_f1_with_interval(predicted, gold, resamples=resamples, seed=seed)
+        else:
+            raise AdamergexError(f"metric {name!r} does not apply to multiple choice; expected accuracy or macro_f1")
+    normalized = [float(score.prediction_normalized == g) for score, g in zip(scores, gold, strict=True)]
+    metrics["accuracy_norm"] = mean_with_interval(normalized, resamples=resamples, seed=seed)
+    return metrics
+
+
+def _generation_metrics(
+    names: Sequence[str], answers: list[str], references: list[list[str]], resamples: int, seed: int
+) -> dict[str, MetricValue]:
+    metrics: dict[str, MetricValue] = {}
+    for name in names:
+        if name == "accuracy":
+            per_item = [float(answer in refs) for answer, refs in zip(answers, references, strict=True)]
+        elif name in PER_ITEM_METRICS:
+            function = PER_ITEM_METRICS[name]
+            per_item = [function(answer, refs) for answer, refs in zip(answers, references, strict=True)]
+        else:
+            raise AdamergexError(
+                f"metric {name!r} does not apply to generation; expected one of: accuracy, "
+                + ", ".join(PER_ITEM_METRICS)
+            )
+        metrics[name] = mean_with_interval(per_item, resamples=resamples, seed=seed)
+    return metrics
+
+
+def write_results(results: Sequence[EvalResult], out: str | Path, *, force: bool = False) -> Path:
+    """Write ``{"results": [...]}`` to ``out`` atomically (temporary file, then rename).
+
+    Raises :class:`~adamergex.errors.OutputExistsError` when ``out`` exists and ``force`` is false.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} already exists; pass --force to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps({"results": [result.to_json() for result in results]}, indent=2, ensure_ascii=False)
+    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(payload + "\n")
+        os.replace(temporary, out)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return out
