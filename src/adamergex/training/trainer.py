@@ -1,0 +1,494 @@
+"""Adapter training on one process, several processes (DDP) or a GPU, built on accelerate.
+
+The loop is written out (rather than transformers' Trainer) so that three things are exact:
+
+* **Loss normalisation.** The loss of an optimizer step is the mean over every label token of the step's
+  micro-batches on every process: each micro-batch contributes ``sum of token losses / N`` with ``N`` the
+  step's label-token count over all processes (times the process count, since DDP averages gradients).
+  Accumulated or distributed, a step's gradient equals that of one big batch.
+* **Resume.** The data order of epoch ``e`` is a pure function of ``(seed, e)`` and a checkpoint stores the
+  adapter, optimizer, schedule, step and every process's RNG state, so resuming gives the same weights as a
+  run that was never interrupted.
+* **Output.** The adapter folder is written through ``atomic_directory`` with its provenance sidecar, so it
+  is complete or absent; checkpoints are separate (``<out>.checkpoints``) and removed after success.
+
+Under ``accelerate launch`` each process takes every ``world_size``-th micro-batch of the shared epoch plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedType, broadcast_object_list, set_seed
+from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from adamergex.adapters.io import atomic_directory
+from adamergex.adapters.provenance import adapter_fingerprint, write_provenance
+from adamergex.errors import AdamergexError, NumericalError, OutputExistsError
+from adamergex.models.loading import LoadedModel, load_base_model, resolve_dtype
+from adamergex.training.adapters import build_peft_config
+from adamergex.training.config import TrainingConfig
+from adamergex.training.data import IGNORE_INDEX, TrainingData, batch_plan, collate, prepare_training_data
+
+_STATE_FILE = "trainer_state.json"
+_OPTIMIZER_FILE = "optimizer.pt"
+_SCHEDULER_FILE = "scheduler.pt"
+_KEEP_CHECKPOINTS = 2
+
+
+class NonFiniteLossError(NumericalError):
+    """The training loss became NaN or infinite."""
+
+
+class ResumeError(AdamergexError):
+    """``--resume`` was asked for but no compatible checkpoint exists."""
+
+
+@dataclass
+class TrainingResult:
+    """What a finished run produced.
+
+    Attributes:
+        out: the adapter folder.
+        steps: optimizer steps taken.
+        train_loss: mean token loss of the last logged step window (see ``history``).
+        validation_loss: token-weighted mean loss on the validation examples at the end (None if none).
+        history: one record per optimizer step: ``step``, ``loss``, ``lr``, ``tokens``; and ``validation_loss``
+            at evaluation steps.
+        wall_time_s: seconds of training in this process (summed over resumed segments).
+        tokens_per_second: non-padding tokens processed per second over all processes.
+        record: the provenance record written next to the adapter.
+    """
+
+    out: Path
+    steps: int
+    train_loss: float
+    validation_loss: float | None
+    history: list[dict[str, Any]]
+    wall_time_s: float
+    tokens_per_second: float
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+StepCallback = Callable[[int, dict[str, Any]], None]
+
+
+def _token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum over positions of ``-log p(label_{i+1} | tokens_{≤i})``, ignoring ``-100`` labels, in fp32.
+
+    The labels are shifted left (and padded with -100) instead of slicing the logits, so the
+    ``batch × length × vocab`` logits are never copied (they dominate memory for 256 k vocabularies).
+    """
+    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+    return torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)), shifted.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+
+
+def _label_count(batch: dict[str, torch.Tensor]) -> int:
+    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+class _Plan:
+    """The micro-batch sequence of one process: epoch plans from :func:`batch_plan`, sharded by rank."""
+
+    def __init__(self, data: TrainingData, batch_size: int, seed: int, rank: int, world: int) -> None:
+        self.lengths = [len(e.input_ids) for e in data.train]
+        self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
+        self.group_by_length = data.group_by_length
+        n_batches = math.ceil(len(self.lengths) / batch_size)
+        self.per_rank = math.ceil(n_batches / world)
+        self._cache: dict[int, list[list[int]]] = {}
+
+    def batch(self, micro_step: int) -> list[int]:
+        epoch, position = divmod(micro_step, self.per_rank)
+        if epoch not in self._cache:
+            self._cache = {
+                epoch: batch_plan(
+                    self.lengths, self.batch_size, seed=self.seed, epoch=epoch, group_by_length=self.group_by_length
+                )
+            }
+        batches = self._cache[epoch]
+        # Like DistributedSampler: wrap around so every rank has the same number of micro-batches.
+        return batches[(position * self.world + self.rank) % len(batches)]
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _checkpoints(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / _STATE_FILE).is_file()
+    )
+
+
+def _run_identity(config: TrainingConfig, data: TrainingData, base: LoadedModel) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed by this run."""
+    return {"hyperparameters": config.hyperparameters(), "data": data.fingerprint, "base": base.fingerprint}
+
+
+class _Run:
+    """State of one training run (kept together so the loop, evaluation and checkpoints share it)."""
+
+    def __init__(self, config: TrainingConfig, base: LoadedModel, data: TrainingData, accelerator: Accelerator) -> None:
+        self.config, self.base, self.data, self.accelerator = config, base, data, accelerator
+        self.pad_id = int(base.tokenizer.pad_token_id)
+        self.plan = _Plan(data, config.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
+        if config.max_steps is not None:
+            self.total_steps = config.max_steps
+        else:
+            self.total_steps = max(1, math.ceil(config.epochs * self.plan.per_rank / config.grad_accum))
+        self.identity = _run_identity(config, data, base)
+
+    def batch_tensors(self, indices: list[int], examples: list[Any]) -> dict[str, torch.Tensor]:
+        batch = collate([examples[i] for i in indices], self.pad_id)
+        return {key: value.to(self.accelerator.device) for key, value in batch.items()}
+
+
+def _evaluate(run: _Run, model: torch.nn.Module) -> float | None:
+    """Token-weighted mean loss over the validation examples, shared out over the processes."""
+    examples = run.data.validation
+    if not examples:
+        return None
+    accelerator = run.accelerator
+    size = run.config.eval_batch_size or run.config.batch_size
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    mine = batches[accelerator.process_index :: accelerator.num_processes]
+    totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for indices in mine:
+            batch = run.batch_tensors(indices, examples)
+            with accelerator.autocast():
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            totals[0] += _token_loss_sum(logits, batch["labels"]).double()
+            totals[1] += _label_count(batch)
+    model.train(was_training)
+    totals = accelerator.reduce(totals, "sum")
+    return float(totals[0] / totals[1]) if totals[1] > 0 else None
+
+
+def _save_checkpoint(run: _Run, model: torch.nn.Module, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
+    """Write ``step-N`` atomically: adapter (a loadable PEFT folder), optimizer, schedule, state, RNG per rank."""
+    accelerator = run.accelerator
+    root = run.config.checkpoint_root
+    path = root / f"step-{state['step']:07d}"
+    rng_name = f"rng_rank{accelerator.process_index}.pt"
+    weights = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        with atomic_directory(path, force=True) as tmp:
+            broadcast_object_list([str(tmp)])
+            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=weights)
+            torch.save(optimizer.state_dict(), tmp / _OPTIMIZER_FILE)
+            torch.save(scheduler.state_dict(), tmp / _SCHEDULER_FILE)
+            torch.save(_rng_state(), tmp / rng_name)
+            accelerator.wait_for_everyone()
+            (tmp / _STATE_FILE).write_text(json.dumps({**state, "identity": run.identity}, indent=1))
+        for old in _checkpoints(root)[:-_KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+    else:
+        holder: list[Any] = [None]
+        broadcast_object_list(holder)
+        torch.save(_rng_state(), Path(holder[0]) / rng_name)
+        accelerator.wait_for_everyone()
+    accelerator.wait_for_everyone()
+
+
+def _load_checkpoint(run: _Run, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    """Restore the latest checkpoint; returns its saved state (step, history, timings)."""
+    root = run.config.checkpoint_root
+    found = _checkpoints(root)
+    if not found:
+        raise ResumeError(f"--resume: no checkpoint in {root}; run without --resume to start from scratch")
+    path = found[-1]
+    state = json.loads((path / _STATE_FILE).read_text())
+    if state.get("identity") != run.identity:
+        raise ResumeError(
+            f"--resume: checkpoint {path} was made with other settings, data or base model; "
+            "use the same settings, or start again without --resume"
+        )
+    rng_file = path / f"rng_rank{run.accelerator.process_index}.pt"
+    if not rng_file.is_file():
+        raise ResumeError(f"--resume: {path} has no RNG state for process {run.accelerator.process_index}")
+    weights = load_file(str(path / "adapter_model.safetensors"), device=str(run.accelerator.device))
+    set_peft_model_state_dict(run.accelerator.unwrap_model(model), weights)
+    optimizer.load_state_dict(torch.load(path / _OPTIMIZER_FILE, map_location="cpu", weights_only=False))
+    scheduler.load_state_dict(torch.load(path / _SCHEDULER_FILE, weights_only=False))
+    _set_rng_state(torch.load(rng_file, weights_only=False))
+    return state
+
+
+def _micro_batches(run: _Run, step: int) -> Iterator[dict[str, torch.Tensor]]:
+    accum = run.config.grad_accum
+    for micro in range(step * accum, (step + 1) * accum):
+        yield run.batch_tensors(run.plan.batch(micro), run.data.train)
+
+
+def _check_output(config: TrainingConfig) -> None:
+    if config.out.exists() and not config.force:
+        raise OutputExistsError(f"output folder already exists: {config.out} (pass --force to replace it)")
+
+
+def _make_accelerator(config: TrainingConfig, base: LoadedModel | None) -> Accelerator:
+    """An Accelerator for the run: CPU when asked or without CUDA; bf16 autocast when the weights are bf16.
+
+    Outside a distributed launch the process-wide accelerate state is reset first, so that several runs in
+    one process (a pipeline, the tests) may differ in device or precision.
+    """
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise AdamergexError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+    use_cpu = config.device == "cpu" or not torch.cuda.is_available()
+    dtype = base.dtype if base is not None else resolve_dtype(config.dtype, "cpu" if use_cpu else "cuda")
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        AcceleratorState._reset_state(reset_partial_state=True)
+    bf16 = not use_cpu and dtype == torch.bfloat16
+    return Accelerator(cpu=use_cpu, mixed_precision="bf16" if bf16 else "no")
+
+
+def _set_checkpointing(model: torch.nn.Module, *, enabled: bool) -> None:
+    """Turn activation checkpointing on/off (transformers 5 name, falling back to the 4.x one).
+
+    Non-reentrant checkpointing is used: it needs no input that requires grad, which a frozen base with
+    adapters inside does not have.
+    """
+    if enabled:
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        model.config.use_cache = False
+    elif hasattr(model, "activation_checkpointing_disable"):
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()
+
+
+def train_adapter(
+    config: TrainingConfig,
+    *,
+    base: LoadedModel | None = None,
+    data: TrainingData | None = None,
+    callbacks: tuple[StepCallback, ...] = (),
+    progress: bool = True,
+) -> TrainingResult:
+    """Train a LoRA or (IA)³ adapter and write it as a PEFT folder with a provenance sidecar.
+
+    Args:
+        config: the run's settings.
+        base: an already loaded base model (it is restored to its plain state afterwards), else loaded from
+            ``config.base``.
+        data: already prepared examples, else built from ``config.data`` with the base tokenizer.
+        callbacks: called as ``callback(step, record)`` after each optimizer step (``record`` as in
+            ``TrainingResult.history``); an exception stops training, leaving the last checkpoint.
+        progress: show a progress bar (main process only).
+
+    Raises:
+        OutputExistsError: ``config.out`` exists and ``config.force`` is not set (checked before any work).
+        NonFiniteLossError: the loss became NaN/inf (no output is written).
+        ResumeError, TargetModuleError, EmptyDatasetError, and the model loader's errors.
+    """
+    _check_output(config)
+    started = time.perf_counter()
+    accelerator = _make_accelerator(config, base)
+    if base is None:
+        # The first process converts and caches a GGUF model; the others then read the cache.
+        with accelerator.main_process_first():
+            base = load_base_model(config.base, dtype=config.dtype, device=str(accelerator.device))
+    set_seed(config.seed)
+    if data is None:
+        data = prepare_training_data(config, base.tokenizer)
+    run = _Run(config, base, data, accelerator)
+
+    model = base.model
+    if config.gradient_checkpointing:
+        _set_checkpointing(model, enabled=True)
+    peft_config = build_peft_config(model, config)
+    peft_model = get_peft_model(model, peft_config)
+    try:
+        return _train(run, peft_model, callbacks, progress, started)
+    finally:
+        restored = peft_model.unload()
+        if config.gradient_checkpointing:
+            _set_checkpointing(restored, enabled=False)
+        base.model = restored
+        base.model.eval()
+        base.device = str(next(restored.parameters()).device)
+
+
+def _train(
+    run: _Run, peft_model: PeftModel, callbacks: tuple[StepCallback, ...], progress: bool, started: float
+) -> TrainingResult:
+    config, accelerator = run.config, run.accelerator
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.peak_learning_rate, weight_decay=config.weight_decay)
+    warmup = round(config.warmup_ratio * run.total_steps)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, run.total_steps)
+    model, optimizer = accelerator.prepare(peft_model, optimizer)
+    model.train()
+
+    state: dict[str, Any] = {"step": 0, "history": [], "wall_time_s": 0.0, "tokens": 0}
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    if sharded and config.resume:
+        raise ResumeError("--resume is supported for single-process and DDP runs, not FSDP/DeepSpeed (sharded state)")
+    if config.resume:
+        state = _load_checkpoint(run, model, optimizer, scheduler)
+        state.pop("identity", None)
+    segment_start, tokens_at_segment_start = time.perf_counter(), state["tokens"]
+    history: list[dict[str, Any]] = state["history"]
+    bar = tqdm(
+        total=run.total_steps,
+        initial=state["step"],
+        desc=f"train {config.adapter} ({run.data.kind})",
+        disable=not (progress and accelerator.is_main_process),
+        unit="step",
+    )
+    world = accelerator.num_processes
+    for step in range(state["step"], run.total_steps):
+        batches = list(_micro_batches(run, step))
+        counts = torch.tensor(
+            [sum(_label_count(b) for b in batches), sum(int(b["attention_mask"].sum()) for b in batches)],
+            device=accelerator.device,
+        )
+        label_tokens, real_tokens = (int(x) for x in accelerator.reduce(counts, "sum"))
+        loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+        for index, batch in enumerate(batches):
+            last = index == len(batches) - 1
+            context = accelerator.no_sync(model) if not last else contextlib.nullcontext()
+            with context, accelerator.autocast():
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                token_loss = _token_loss_sum(logits, batch["labels"])
+            loss_sum += token_loss.detach().double()
+            accelerator.backward(token_loss * world / max(label_tokens, 1))
+        loss_sum = accelerator.reduce(loss_sum, "sum")
+        step_loss = float(loss_sum) / max(label_tokens, 1)
+        if not math.isfinite(step_loss):
+            raise NonFiniteLossError(
+                f"training loss is {step_loss} at step {step + 1} of {run.total_steps} "
+                f"(learning rate {scheduler.get_last_lr()[0]:.3g}); lower --learning-rate or use --dtype float32"
+            )
+        accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] = step + 1
+        state["tokens"] += real_tokens
+        record: dict[str, Any] = {"step": step + 1, "loss": step_loss, "lr": lr, "tokens": real_tokens}
+        if config.eval_steps and (step + 1) % config.eval_steps == 0 and step + 1 < run.total_steps:
+            record["validation_loss"] = _evaluate(run, model)
+        history.append(record)
+        elapsed = state["wall_time_s"] + time.perf_counter() - segment_start
+        tokens_per_s = state["tokens"] / elapsed if elapsed > 0 else 0.0
+        bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", lr=f"{lr:.2e}", refresh=False)
+        bar.update(1)
+        if not sharded and (step + 1) % config.save_steps == 0 and step + 1 < run.total_steps:
+            saved = {**state, "wall_time_s": elapsed}
+            _save_checkpoint(run, model, optimizer, scheduler, saved)
+        for callback in callbacks:
+            callback(step + 1, record)
+    bar.close()
+
+    validation_loss = _evaluate(run, model)
+    wall_time = state["wall_time_s"] + time.perf_counter() - segment_start
+    segment_tokens = state["tokens"] - tokens_at_segment_start
+    tokens_per_second = state["tokens"] / wall_time if wall_time > 0 else 0.0
+    window = history[-max(1, min(10, len(history))) :]
+    train_loss = sum(r["loss"] for r in window) / len(window) if window else float("nan")
+    record = _provenance(run, model, state["step"], train_loss, validation_loss, wall_time, started)
+    record["throughput"] = {
+        "tokens_per_second": tokens_per_second,
+        "tokens": state["tokens"],
+        "tokens_this_segment": segment_tokens,
+    }
+    # Collective under FSDP / DeepSpeed ZeRO-3 (gathers the full adapter); a plain state dict otherwise.
+    weights = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        with atomic_directory(config.out, force=config.force) as tmp:
+            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=weights)
+            record["adapter_fingerprint"] = adapter_fingerprint(tmp)
+            write_provenance(tmp, record)
+        if not config.keep_checkpoints:
+            shutil.rmtree(config.checkpoint_root, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return TrainingResult(
+        out=config.out,
+        steps=state["step"],
+        train_loss=train_loss,
+        validation_loss=validation_loss,
+        history=history,
+        wall_time_s=wall_time,
+        tokens_per_second=tokens_per_second,
+        record=record,
+    )
+
+
+def _provenance(
+    run: _Run,
+    model: torch.nn.Module,
+    steps: int,
+    train_loss: float,
+    validation_loss: float | None,
+    wall_time: float,
+    started: float,
+) -> dict[str, Any]:
+    config, data, base = run.config, run.data, run.base
+    peft_config = run.accelerator.unwrap_model(model).peft_config["default"]
+    trainable = sum(t.numel() for t in get_peft_model_state_dict(run.accelerator.unwrap_model(model)).values())
+    return {
+        "kind": "adapter_training",
+        "adapter": config.adapter,
+        "task": "reference" if data.kind == "reference" else data.name.removeprefix("task:"),
+        "language": data.lang,
+        "base_model": {"name": base.name, "fingerprint": base.fingerprint, "source": base.source},
+        "data": {"spec": data.name, "kind": data.kind, "fingerprint": data.fingerprint, **data.stats},
+        "hyperparameters": config.hyperparameters(),
+        "target_modules": sorted(peft_config.target_modules),
+        "trainable_parameters": trainable,
+        "steps": steps,
+        "final_train_loss": train_loss,
+        "final_validation_loss": validation_loss,
+        "wall_time_s": wall_time,
+        "total_time_s": time.perf_counter() - started,
+        "processes": run.accelerator.num_processes,
+        "device": str(run.accelerator.device),
+        "dtype": str(base.dtype).removeprefix("torch."),
+        "mixed_precision": run.accelerator.mixed_precision,
+    }
