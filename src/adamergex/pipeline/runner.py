@@ -136,7 +136,7 @@ class Pipeline:
             **self.config.training.reference,
             "data": f"reference:{reference.source}",
             "lang": lang,
-            "data_options": {k: str(v) for k, v in reference.options.items()},
+            "data_options": dict(reference.options),
         }
         return self._train("reference", f"{adapter}/{lang}/seed{seed}", values)
 
@@ -150,7 +150,7 @@ class Pipeline:
             "task_split": task.train_split,
             "protocol": self.config.protocol,
             "max_text_tokens": task.max_text_tokens,
-            "data_options": {k: str(v) for k, v in task.options.items()},
+            "data_options": dict(task.options),
         }
         return self._train("task", f"{task.name}/{adapter}/{lang}/seed{seed}", values)
 
