@@ -157,7 +157,12 @@ class Pipeline:
     # -- merging ----------------------------------------------------------------------------------------------
     def merged_adapter(self, method: str, adapter: str, parts: dict[str, tuple[str, Path]], t: float | None,
                        label: str) -> tuple[str, Path]:  # fmt: skip
-        """A cached merge of the trained adapters for ``method`` (and ``t``)."""
+        """A cached merge of the trained adapters for ``method`` (and ``t``).
+
+        At t = 0 every method with a t gives back the task adapter (ΔW_T, l_T), so its folder is reused.
+        """
+        if method in T_METHODS and t == 0.0:
+            return parts["task"]
         inputs = {"method": method, "adapter": adapter, "t": t, "mode": self.config.merge_mode,
                   "rank": self.config.merge_rank, "parts": {role: key for role, (key, _) in parts.items()}}  # fmt: skip
         key = step_key("merge", inputs)
