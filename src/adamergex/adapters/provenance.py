@@ -14,18 +14,19 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from adamergex.files import sha256_file
+
+__all__ = [
+    "PROVENANCE_FILE",
+    "adapter_fingerprint",
+    "environment_versions",
+    "read_provenance",
+    "sha256_file",
+    "write_provenance",
+]
+
 PROVENANCE_FILE = "adamergex_provenance.json"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    """The hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def adapter_fingerprint(folder: str | Path) -> str:

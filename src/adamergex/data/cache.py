@@ -1,13 +1,12 @@
 """The data cache: where downloaded and extracted sources live, and small helpers to fill it safely.
 
-The cache root is ``$ADAMERGEX_CACHE`` when set, else ``$XDG_CACHE_HOME/adamergex``, else
-``~/.cache/adamergex``. Everything is written to a temporary name and renamed into place, so an interrupted
-download or extraction never leaves a half-written file that a later run would trust.
+The cache root is :func:`adamergex.files.cache_root`. Everything is written to a temporary name and renamed
+into place, so an interrupted download or extraction never leaves a half-written file that a later run would
+trust.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -16,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adamergex.errors import AdamergexError, OutputExistsError
+from adamergex.files import CACHE_ENV, cache_root, sha256_file
 
-CACHE_ENV = "ADAMERGEX_CACHE"
+__all__ = ["CACHE_ENV", "cache_root", "sha256_file"]
 
 
 class SourceUnavailableError(AdamergexError):
@@ -40,30 +40,9 @@ class DataFormatError(AdamergexError):
     """A data file does not have the expected format."""
 
 
-def cache_root() -> Path:
-    """The cache root (see the module docstring); created on first use."""
-    if os.environ.get(CACHE_ENV):
-        root = Path(os.environ[CACHE_ENV]).expanduser()
-    elif os.environ.get("XDG_CACHE_HOME"):
-        root = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "adamergex"
-    else:
-        root = Path.home() / ".cache" / "adamergex"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
 def data_cache_dir(*parts: str) -> Path:
     """``<cache root>/data/<parts...>`` (not created)."""
     return cache_root().joinpath("data", *parts)
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_sha256(path: Path, expected: str, what: str) -> None:

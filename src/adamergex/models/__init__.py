@@ -1,6 +1,6 @@
 """Base models: loading from short names, folders, GGUF files and the hub, with a content fingerprint."""
 
-from adamergex.models.cache import cache_dir
+from adamergex.models.cache import cache_root
 from adamergex.models.loading import (
     LoadedModel,
     ModelUnavailableError,
@@ -24,7 +24,7 @@ __all__ = [
     "ModelUnavailableError",
     "PackagedModel",
     "UnknownModelError",
-    "cache_dir",
+    "cache_root",
     "default_device",
     "load_base_model",
     "resolve_dtype",

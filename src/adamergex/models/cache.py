@@ -14,22 +14,9 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from adamergex.adapters.provenance import sha256_file
+from adamergex.files import cache_root, sha256_file
 
-CACHE_ENV = "ADAMERGEX_CACHE"
 _HASH_MEMO = "file_hashes.json"
-
-
-def cache_dir() -> Path:
-    """The cache root (created if missing): ``$ADAMERGEX_CACHE`` > ``$XDG_CACHE_HOME/adamergex`` > ``~/.cache``."""
-    if os.environ.get(CACHE_ENV):
-        root = Path(os.environ[CACHE_ENV]).expanduser()
-    elif os.environ.get("XDG_CACHE_HOME"):
-        root = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "adamergex"
-    else:
-        root = Path.home() / ".cache" / "adamergex"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def _write_json_atomic(path: Path, payload: object) -> None:
@@ -46,7 +33,7 @@ def file_sha256(path: str | Path) -> str:
     path = Path(path).resolve()
     stat = path.stat()
     key = str(path)
-    memo_path = cache_dir() / _HASH_MEMO
+    memo_path = cache_root() / _HASH_MEMO
     try:
         memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
     except (OSError, json.JSONDecodeError):

@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from adamergex.adapters.io import atomic_directory
 from adamergex.adapters.provenance import PROVENANCE_FILE, write_provenance
 from adamergex.errors import AdamergexError, OutputExistsError
-from adamergex.models.cache import cache_dir, file_sha256, files_fingerprint
+from adamergex.models.cache import cache_root, file_sha256, files_fingerprint
 from adamergex.models.packaged import PACKAGED_MODELS, packaged_gguf
 
 
@@ -106,7 +106,7 @@ def _fingerprint_folder(folder: Path) -> str:
 
 def _dequantised_folder(gguf: Path, digest: str) -> Path:
     """The safetensors folder of a GGUF model, converting it on first use (about a minute for 270 M)."""
-    folder = cache_dir() / "models" / digest
+    folder = cache_root() / "models" / digest
     if (folder / "config.json").is_file():
         return folder
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)

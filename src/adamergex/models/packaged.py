@@ -17,7 +17,7 @@ from pathlib import Path
 
 from adamergex.adapters.provenance import sha256_file
 from adamergex.errors import AdamergexError
-from adamergex.models.cache import cache_dir, file_sha256
+from adamergex.models.cache import cache_root, file_sha256
 
 
 class ChecksumMismatchError(AdamergexError):
@@ -132,7 +132,7 @@ def packaged_gguf(name: str) -> tuple[PackagedModel, Path]:
         ChecksumMismatchError: the file's sha256 is not the published one.
     """
     entry = PACKAGED_MODELS[name]
-    folder = cache_dir() / "gguf" / name
+    folder = cache_root() / "gguf" / name
     folder.mkdir(parents=True, exist_ok=True)
     path = entry.locate(folder)
     if not path.is_file():
@@ -151,7 +151,7 @@ def packaged_gguf(name: str) -> tuple[PackagedModel, Path]:
 
 def show_licence_once(entry: PackagedModel) -> bool:
     """Write the model's licence notice to stderr the first time it is used (per cache); True if shown."""
-    marker = cache_dir() / "notices" / f"{entry.name}.shown"
+    marker = cache_root() / "notices" / f"{entry.name}.shown"
     if marker.exists():
         return False
     sys.stderr.write(f"[adamergex] licence notice for {entry.name}: {entry.licence}\n")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from adamergex.errors import AdamergexError
+from adamergex.files import cache_root
 from adamergex.models import (
     PACKAGED_MODELS,
     ChecksumMismatchError,
@@ -19,7 +20,6 @@ from adamergex.models import (
     load_base_model,
     resolve_dtype,
 )
-from adamergex.models.cache import cache_dir
 from adamergex.models.packaged import packaged_gguf
 from tiny_lm_folders import tiny_model, write_tiny_gguf, write_tiny_lm
 
@@ -116,7 +116,7 @@ def test_licence_notice_is_shown_once(
     assert "licence notice for fake-model: Fake licence" in capsys.readouterr().err
     packaged_gguf("fake-model")
     assert capsys.readouterr().err == ""
-    assert (cache_dir() / "notices" / "fake-model.shown").is_file()
+    assert (cache_root() / "notices" / "fake-model.shown").is_file()
 
 
 def test_missing_model_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
