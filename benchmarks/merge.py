@@ -5,7 +5,8 @@ gate, up, down of 32 layers: 19,988,480 parameters each) and three (IA)³ adapte
 mode runs end to end through the CLI (`adamergex merge`, a fresh process: read, merge, write) and, in the same
 run, an I/O floor process reads the three inputs and writes one file of the output's size (no arithmetic).
 Both are fresh processes that import the same libraries, so start-up costs are the same on both sides.
-Peak memory is the child's max RSS (os.wait4), also reported above an idle process that only imports adamergex.
+Peak memory is the child's own high-water RSS (VmHWM), also reported above an idle process that only imports
+the same modules.
 
 Part 2 (TinyLlama-1.1B shapes: hidden 2048, intermediate 5632, 22 layers): a random base model is saved once,
 then PEFT's route (load base, load three adapters, add_weighted_adapter(..., "cat"), save) is timed against
@@ -116,15 +117,35 @@ save_file({"x": torch.empty(numel, dtype=torch.float32)}, out)
 IDLE = "import adamergex.cli.adapters"
 
 
+def _high_water_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def run_process(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of a fresh process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    """Wall seconds and peak RSS (MiB) of a fresh process.
+
+    The peak is the child's own VmHWM, polled every 10 ms until it exits (``ru_maxrss`` would also count the
+    parent's memory copied at fork time, which Linux keeps across exec).
+    """
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, _high_water_mib(process.pid) or 0.0)
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed: {errors.read().decode()[-2000:]}")
+    return elapsed, peak
 
 
 def best_of(repeats: int, command: list[str], cleanup: Path | None = None) -> tuple[float, float]:
