@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from adamergex.errors import AdamergexError, OutputExistsError
-from adamergex.files import CACHE_ENV, cache_root, sha256_file
+from adamergex.errors import AdamergexError
+from adamergex.files import CACHE_ENV, atomic_write_bytes, atomic_write_text, cache_root, sha256_file
 
-__all__ = ["CACHE_ENV", "cache_root", "sha256_file"]
+__all__ = ["CACHE_ENV", "atomic_write_bytes", "atomic_write_text", "cache_root", "sha256_file"]
 
 
 class SourceUnavailableError(AdamergexError):
@@ -53,31 +52,6 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
             f"{path}: sha256 {actual} does not match the pinned {expected} of {what} "
             "(corrupted or a different version; delete it and obtain it again)"
         )
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, force: bool = False) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
-
-    Raises :class:`OutputExistsError` before writing when ``path`` exists and ``force`` is false.
-    """
-    path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: Path, text: str, *, force: bool = False) -> Path:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    return atomic_write_bytes(path, text.encode("utf-8"), force=force)
 
 
 def publish_directory(temporary: Path, final: Path) -> Path:

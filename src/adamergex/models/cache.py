@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from adamergex.files import cache_root, sha256_file
+from adamergex.files import atomic_write_text, cache_root, sha256_file
 
 _HASH_MEMO = "file_hashes.json"
-
-
-def _write_json_atomic(path: Path, payload: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -43,7 +35,7 @@ def file_sha256(path: str | Path) -> str:
         return str(entry["sha256"])
     digest = sha256_file(path)
     memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
-    _write_json_atomic(memo_path, memo)
+    atomic_write_text(memo_path, json.dumps(memo, indent=1, sort_keys=True), force=True)
     return digest
 
 
