@@ -35,7 +35,8 @@ def _cell(value: float, low: float, high: float) -> str:
     return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def _groups(rows: Sequence[ResultRow]) -> dict[tuple[str, str, str], list[ResultRow]]:
+def group_rows(rows: Sequence[ResultRow]) -> dict[tuple[str, str, str], list[ResultRow]]:
+    """Rows by (task, adapter kind, metric): one table and one bar plot each."""
     groups: dict[tuple[str, str, str], list[ResultRow]] = defaultdict(list)
     for row in rows:
         groups[(row.task, row.adapter, row.metric)].append(row)
@@ -48,7 +49,7 @@ def markdown_tables(rows: Sequence[ResultRow], method_order: Sequence[str]) -> s
     The best score in each language column is bold; the last column is the unweighted mean over languages.
     """
     out: list[str] = []
-    for (task, adapter, metric), group in sorted(_groups(rows).items()):
+    for (task, adapter, metric), group in sorted(group_rows(rows).items()):
         langs = sorted({r.lang for r in group})
         by_key = {(r.method, r.lang): r for r in group}
         methods = [m for m in method_order if any(r.method == m for r in group)]

@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from adamergex.errors import AdamergexError
+from adamergex.files import atomic_write_text
 from adamergex.pipeline.cache import StepCache, step_key
 from adamergex.pipeline.config import METHODS, ExperimentConfig, TaskSpec
 from adamergex.pipeline.report import ResultRow
@@ -385,7 +386,13 @@ def write_report(run_dir: Path, records: RunRecords, config: ExperimentConfig | 
                  wall_time_s: float | None = None) -> Path:  # fmt: skip
     """Write ``run_dir/results``: results.md/.csv/.json, plots and the diagnostic, atomically."""
     from adamergex.adapters.io import atomic_directory
-    from adamergex.pipeline.report import diagnostics_markdown, plot_method_bars, plot_t_curves, write_tables
+    from adamergex.pipeline.report import (
+        diagnostics_markdown,
+        group_rows,
+        plot_method_bars,
+        plot_t_curves,
+        write_tables,
+    )
 
     rows = aggregate_seeds(records.rows)
     out = run_dir / "results"
@@ -409,19 +416,10 @@ def write_report(run_dir: Path, records: RunRecords, config: ExperimentConfig | 
             plot_t_curves(
                 curves, folder / f"t_curve_{name}.png", title=f"dev score vs t · {key}", ylabel="dev score (%)"
             )
-        groups: dict[tuple[str, str, str], list[ResultRow]] = defaultdict(list)
-        for row in rows:
-            groups[(row.task, row.adapter, row.metric)].append(row)
-        for (task, adapter, metric), group in groups.items():
+        for (task, adapter, metric), group in group_rows(rows).items():
             plot_method_bars(group, folder / f"methods_{task}_{adapter}_{metric}.png", METHODS,
                              title=f"{task} · {adapter} · {metric}")  # fmt: skip
     return out
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def load_records(run_dir: Path) -> tuple[RunRecords, ExperimentConfig | None, float | None]:
@@ -444,8 +442,8 @@ def run_experiment(config: ExperimentConfig, *, dry_run: bool = False, progress:
     if dry_run:
         return pipeline, records, None
     run_dir = config.output
-    _write_atomic(run_dir / "config.json", config.model_dump_json(indent=2))
+    atomic_write_text(run_dir / "config.json", config.model_dump_json(indent=2), force=True)
     wall = time.perf_counter() - started
     payload = {**records.to_json(), "wall_time_s": wall, "log": asdict(pipeline.log)}
-    _write_atomic(run_dir / "records.json", json.dumps(payload, indent=2))
+    atomic_write_text(run_dir / "records.json", json.dumps(payload, indent=2), force=True)
     return pipeline, records, write_report(run_dir, records, config, wall)
