@@ -3,7 +3,6 @@ UDHR files and full-size synthetic MultiEmo files in the real formats."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ import yaml
 from tokenizers import ByteLevelBPETokenizer
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-LABELS = ("positive", "negative", "neutral", "ambivalent")
+from synthetic_multiemo import write_multiemo_folder
+
 WORDS = {
     "en": "the room was clean and the staff friendly but breakfast was cold and expensive",
     "de": "das Zimmer war sauber und das Personal freundlich aber das Frühstück war kalt und teuer",
@@ -62,18 +62,7 @@ def udhr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def multiemo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """bigbench ``all_text_<lang>/task.json`` with the real item count (8,215) and aligned labels."""
-    root = tmp_path_factory.mktemp("bigbench")
-    for lang in ("en", "de"):
-        words = WORDS[lang].split()
-        examples = [
-            {"input": " ".join(words[(i + k) % len(words)] for k in range(6)),
-             "target_scores": {label: int(label == LABELS[(i * 7 + i // 3) % 4]) for label in LABELS}}
-            for i in range(8_215)
-        ]  # fmt: skip
-        folder = root / f"all_text_{lang}"
-        folder.mkdir()
-        (folder / "task.json").write_text(json.dumps({"examples": examples}), encoding="utf-8")
-    return root
+    return write_multiemo_folder(tmp_path_factory.mktemp("bigbench"), {"en": 8_215, "de": 8_215})
 
 
 @pytest.fixture(scope="module")
