@@ -9,7 +9,8 @@ values and the MLP's down projection, scaled on its input).
 
 from __future__ import annotations
 
-from peft import IA3Config, LoraConfig, PeftConfig, TaskType
+import torch
+from peft import IA3Config, LoraConfig, PeftConfig, PeftModel, TaskType, get_peft_model
 from peft.utils.constants import (
     TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING,
     TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING,
@@ -109,3 +110,17 @@ def build_peft_config(model: nn.Module, config: TrainingConfig) -> PeftConfig:
         )
     check_targets(model, [t.rsplit(".", 1)[-1] for t in targets])
     return IA3Config(task_type=TaskType.CAUSAL_LM, target_modules=targets, feedforward_modules=feedforward)
+
+
+def initialise_adapter(model: nn.Module, config: TrainingConfig) -> PeftModel:
+    """Wrap ``model`` with a fresh adapter whose initial weights come from ``config.adapter_init_seed`` alone.
+
+    The init runs under a forked RNG, so the global generators (data order, dropout; seeded by ``config.seed``)
+    are the same whatever the init seed, and two adapters that differ only in role or language differ at
+    initialisation.
+    """
+    peft_config = build_peft_config(model, config)
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(config.adapter_init_seed)
+        return get_peft_model(model, peft_config)

@@ -6,6 +6,7 @@ and a YAML file with the same keys (``--config run.yaml``) sets any of them, CLI
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,16 @@ from adamergex.errors import AdamergexError
 LORA_LEARNING_RATE = 2e-4
 #: (IA)³ learns one scale per channel and needs a larger step (T-Few uses 3e-3).
 IA3_LEARNING_RATE = 3e-3
+
+
+def derive_init_seed(seed: int, role: str, lang: str) -> int:
+    """A 63-bit seed from ``(seed, role, lang)``: sha256 of their canonical text, first 8 bytes.
+
+    Distinct roles and languages give unrelated initial adapters for one run seed (T, Rs and Rt must not share
+    their LoRA A matrices, or a factor-wise merge is exact by construction).
+    """
+    digest = hashlib.sha256(f"adamergex-init|{seed}|{role}|{lang}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 class TrainingConfig(BaseModel):
@@ -84,7 +95,14 @@ class TrainingConfig(BaseModel):
     )
     max_validation_items: int = Field(256, ge=1, description="At most this many validation examples.")
     limit: int | None = Field(None, ge=1, description="Use at most N training items (task) or documents (reference).")
-    append_eos: bool = Field(True, description="Task: end each answer with EOS (trained on, so generation stops).")
+    append_eos: bool | None = Field(
+        None,
+        description=(
+            "Task: end each answer with EOS and train on it. Default: off for multiple-choice tasks (scoring "
+            "reads only the answer, so EOS would take loss away from the label), on for generation tasks (so "
+            "generation stops)."
+        ),
+    )
     # Optimisation
     learning_rate: float | None = Field(
         None, gt=0, description=f"Peak learning rate (default {LORA_LEARNING_RATE} LoRA, {IA3_LEARNING_RATE} (IA)³)."
@@ -96,12 +114,25 @@ class TrainingConfig(BaseModel):
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Linear warm-up as a fraction of all steps.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Clip the gradient norm to this value.")
-    seed: int = Field(0, description="Seed for adapter initialisation, data order and dropout.")
+    seed: int = Field(0, description="Seed for data order and dropout; the adapter's init seed is derived from it.")
+    init_seed: int | None = Field(
+        None,
+        description=(
+            "Seed of the adapter's initial weights. Default: derived from (seed, role, language), so a task "
+            "adapter and the reference adapters of each language start from different matrices."
+        ),
+    )
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     eval_steps: int | None = Field(
         None, ge=1, description="Validation loss every N steps (always computed at the end)."
     )
     eval_batch_size: int | None = Field(None, ge=1, description="Validation micro-batch size (default: batch_size).")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(
+        "none", description="Also log loss, validation loss, learning rate and tokens/s to this tracker (accelerate)."
+    )
+    logging_dir: Path | None = Field(
+        None, description="Where tracker files go (default: '<out>.logs' next to the output folder)."
+    )
     # Placement
     dtype: str = Field("auto", description="Base weights dtype: auto (fp32 CPU, bf16 CUDA), float32, bfloat16.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks CUDA when available.")
@@ -153,6 +184,27 @@ class TrainingConfig(BaseModel):
     def hyperparameters(self) -> dict[str, Any]:
         """The settings that shape the adapter (recorded in the sidecar; paths and run control left out)."""
         skip = {"out", "force", "resume", "checkpoint_dir", "save_steps", "keep_checkpoints"}
+        skip |= {"report_to", "logging_dir"}
         values = self.model_dump(mode="json", exclude=skip)
         values["learning_rate"] = self.peak_learning_rate
+        values["init_seed"] = self.adapter_init_seed
         return values
+
+    @property
+    def role(self) -> str:
+        """What the adapter is for: ``task:NAME`` for a labelled task, ``reference`` for the causal-LM task."""
+        return self.data if self.data.startswith("task:") else "reference"
+
+    @property
+    def adapter_init_seed(self) -> int:
+        """The init seed: as set, else :func:`derive_init_seed` of (seed, role, language)."""
+        if self.init_seed is not None:
+            return self.init_seed
+        from adamergex.data.languages import normalize_language
+
+        return derive_init_seed(self.seed, self.role, normalize_language(self.lang))
+
+    @property
+    def log_root(self) -> Path:
+        """The folder tracker files go to."""
+        return self.logging_dir or self.out.with_name(self.out.name + ".logs")

@@ -5,7 +5,8 @@
   padding (every chunk already starts with BOS, which marks where a chunk began). Attention may cross a
   chunk boundary inside a block, as in transformers' ``run_clm`` ``group_texts``.
 * **Target task** (a labelled task): ``[BOS] prompt target [EOS]`` with labels ``-100`` on BOS and the prompt,
-  so the loss is on the answer tokens only. Batches are *grouped by length* (sorted inside seeded
+  so the loss is on the answer tokens only; the EOS is there for generation tasks only unless asked for
+  (:func:`resolve_append_eos`). Batches are *grouped by length* (sorted inside seeded
   mega-batches of 50 batches, as transformers' ``LengthGroupedSampler``) so little of a batch is padding.
 
 Prompt and target are tokenised separately, so the boundary between them is exactly where the prompt ends,
@@ -136,6 +137,15 @@ def task_example(prompt: str, target: str, tokenizer: Any, *, max_length: int, a
     )
 
 
+def resolve_append_eos(setting: bool | None, task_kind: str) -> bool:
+    """Whether task answers end with a trained EOS: as set, else only for generation tasks.
+
+    Multiple-choice scoring reads the log-likelihood of the answer tokens and never what follows them, so an
+    EOS target only takes a share of a short run's loss away from the label. Generation needs it to stop.
+    """
+    return setting if setting is not None else task_kind == "generation"
+
+
 def _check_ids(examples: list[Example], vocab_size: int, where: str) -> None:
     top = max((max(e.input_ids) for e in examples if e.input_ids), default=-1)
     if top >= vocab_size:
@@ -186,10 +196,12 @@ def _task_data(task_name: str, config: TrainingConfig, tokenizer: Any, lang: str
         validation_items = [items[i] for i in validation_index][: config.max_validation_items]
         items = [items[i] for i in train_index]
 
+    append_eos = resolve_append_eos(config.append_eos, task.kind)
+
     def encode(batch: list[Any]) -> list[Example]:
         rendered = [task.render(item, config.protocol) for item in batch]
         return [
-            task_example(r.prompt, r.target, tokenizer, max_length=config.max_length, append_eos=config.append_eos)
+            task_example(r.prompt, r.target, tokenizer, max_length=config.max_length, append_eos=append_eos)
             for r in rendered
         ]
 
@@ -202,6 +214,7 @@ def _task_data(task_name: str, config: TrainingConfig, tokenizer: Any, lang: str
         "validation_split": validation_split,
         "protocol": config.protocol,
         "options": {key: str(value) for key, value in options.items()},
+        "append_eos": append_eos,
     }
     return TrainingData(
         kind="task",
@@ -210,7 +223,7 @@ def _task_data(task_name: str, config: TrainingConfig, tokenizer: Any, lang: str
         train=train,
         validation=validation,
         fingerprint=examples_fingerprint(identity, train, validation),
-        stats={**_stats(train, validation), "task": task.name, "protocol": config.protocol},
+        stats={**_stats(train, validation), "task": task.name, "protocol": config.protocol, "append_eos": append_eos},
     )
 
 

@@ -33,7 +33,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType, broadcast_object_list, set_seed
-from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft import PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
@@ -42,9 +42,10 @@ from adamergex.adapters.io import atomic_directory
 from adamergex.adapters.provenance import adapter_fingerprint, write_provenance
 from adamergex.errors import AdamergexError, NumericalError, OutputExistsError
 from adamergex.models.loading import LoadedModel, load_base_model, resolve_dtype
-from adamergex.training.adapters import build_peft_config
+from adamergex.training.adapters import initialise_adapter
 from adamergex.training.config import TrainingConfig
 from adamergex.training.data import IGNORE_INDEX, TrainingData, batch_plan, collate, prepare_training_data
+from adamergex.training.log import LOG_FILE, TrainingLog, check_tracker
 
 _STATE_FILE = "trainer_state.json"
 _OPTIMIZER_FILE = "optimizer.pt"
@@ -69,8 +70,10 @@ class TrainingResult:
         steps: optimizer steps taken.
         train_loss: mean token loss of the last logged step window (see ``history``).
         validation_loss: token-weighted mean loss on the validation examples at the end (None if none).
-        history: one record per optimizer step: ``step``, ``loss``, ``lr``, ``tokens``; and ``validation_loss``
-            at evaluation steps.
+        initial_validation_loss: the same loss before the first step (the adapter at initialisation, which is
+            the base model for LoRA and (IA)³); ``validation_loss`` below it shows the adapter learned.
+        history: one record per optimizer step: ``step``, ``loss``, ``lr``, ``tokens``, ``tokens_per_second``,
+            ``elapsed_s``; and ``validation_loss`` at evaluation steps.
         wall_time_s: seconds of training in this process (summed over resumed segments).
         tokens_per_second: non-padding tokens processed per second over all processes.
         record: the provenance record written next to the adapter.
@@ -80,6 +83,7 @@ class TrainingResult:
     steps: int
     train_loss: float
     validation_loss: float | None
+    initial_validation_loss: float | None
     history: list[dict[str, Any]]
     wall_time_s: float
     tokens_per_second: float
@@ -303,7 +307,9 @@ def _make_accelerator(config: TrainingConfig, base: LoadedModel | None) -> Accel
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         AcceleratorState._reset_state(reset_partial_state=True)
     bf16 = not use_cpu and dtype == torch.bfloat16
-    return Accelerator(cpu=use_cpu, mixed_precision="bf16" if bf16 else "no")
+    tracker = None if config.report_to == "none" else config.report_to
+    return Accelerator(cpu=use_cpu, mixed_precision="bf16" if bf16 else "no", log_with=tracker,
+                       project_dir=str(config.log_root) if tracker else None)  # fmt: skip
 
 
 def _set_checkpointing(model: torch.nn.Module, *, enabled: bool) -> None:
@@ -350,6 +356,7 @@ def train_adapter(
         ResumeError, TargetModuleError, EmptyDatasetError, and the model loader's errors.
     """
     _check_output(config)
+    check_tracker(config.report_to)
     started = time.perf_counter()
     accelerator = _make_accelerator(config, base)
     if base is None:
@@ -364,8 +371,7 @@ def train_adapter(
     model = base.model
     if config.gradient_checkpointing:
         _set_checkpointing(model, enabled=True)
-    peft_config = build_peft_config(model, config)
-    peft_model = get_peft_model(model, peft_config)
+    peft_model = initialise_adapter(model, config)
     try:
         return _train(run, peft_model, callbacks, progress, started)
     finally:
@@ -395,7 +401,26 @@ def _train(
     if config.resume:
         state = _load_checkpoint(run, model, optimizer, scheduler)
         state.pop("identity", None)
+    else:
+        # The validation loss of the untrained adapter (= the base model): the baseline the adapter must beat.
+        state["initial_validation_loss"] = _evaluate(run, model)
     segment_start, tokens_at_segment_start = time.perf_counter(), state["tokens"]
+    initial = {"step": 0, "validation_loss": state.get("initial_validation_loss"), "elapsed_s": 0.0}
+    log = TrainingLog(config.checkpoint_root / LOG_FILE, accelerator, tracker=config.report_to != "none",
+                      run_name=config.out.name, hyperparameters=config.hyperparameters(),
+                      history=[initial, *state["history"]])  # fmt: skip
+    try:
+        return _loop(run, model, optimizer, scheduler, state, log, callbacks, progress, started,
+                     segment_start, tokens_at_segment_start, sharded, trainable)  # fmt: skip
+    finally:
+        log.close()
+
+
+def _loop(run: _Run, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any], log: TrainingLog,
+          callbacks: tuple[StepCallback, ...], progress: bool, started: float, segment_start: float,
+          tokens_at_segment_start: int, sharded: bool,
+          trainable: list[torch.nn.Parameter]) -> TrainingResult:  # fmt: skip
+    config, accelerator = run.config, run.accelerator
     history: list[dict[str, Any]] = state["history"]
     bar = tqdm(
         total=run.total_steps,
@@ -434,12 +459,14 @@ def _train(
         optimizer.zero_grad(set_to_none=True)
         state["step"] = step + 1
         state["tokens"] += real_tokens
-        record: dict[str, Any] = {"step": step + 1, "loss": step_loss, "lr": lr, "tokens": real_tokens}
+        elapsed = state["wall_time_s"] + time.perf_counter() - segment_start
+        tokens_per_s = state["tokens"] / elapsed if elapsed > 0 else 0.0
+        record: dict[str, Any] = {"step": step + 1, "loss": step_loss, "lr": lr, "tokens": real_tokens,
+                                  "tokens_per_second": tokens_per_s, "elapsed_s": elapsed}  # fmt: skip
         if config.eval_steps and (step + 1) % config.eval_steps == 0 and step + 1 < run.total_steps:
             record["validation_loss"] = _evaluate(run, model)
         history.append(record)
-        elapsed = state["wall_time_s"] + time.perf_counter() - segment_start
-        tokens_per_s = state["tokens"] / elapsed if elapsed > 0 else 0.0
+        log.log(record)
         bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", lr=f"{lr:.2e}", refresh=False)
         bar.update(1)
         if not sharded and (step + 1) % config.save_steps == 0 and step + 1 < run.total_steps:
@@ -451,11 +478,15 @@ def _train(
 
     validation_loss = _evaluate(run, model)
     wall_time = state["wall_time_s"] + time.perf_counter() - segment_start
+    final = {"step": state["step"], "validation_loss": validation_loss, "elapsed_s": wall_time, "final": True}
+    log.log(final)
     segment_tokens = state["tokens"] - tokens_at_segment_start
     tokens_per_second = state["tokens"] / wall_time if wall_time > 0 else 0.0
     window = history[-max(1, min(10, len(history))) :]
     train_loss = sum(r["loss"] for r in window) / len(window) if window else float("nan")
+    initial_validation_loss = state.get("initial_validation_loss")
     record = _provenance(run, model, state["step"], train_loss, validation_loss, wall_time, started)
+    record["initial_validation_loss"] = initial_validation_loss
     record["throughput"] = {
         "tokens_per_second": tokens_per_second,
         "tokens": state["tokens"],
@@ -468,6 +499,8 @@ def _train(
             accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=weights)
             record["adapter_fingerprint"] = adapter_fingerprint(tmp)
             write_provenance(tmp, record)
+            lines = [{"step": 0, "validation_loss": initial_validation_loss, "elapsed_s": 0.0}, *history, final]
+            (tmp / LOG_FILE).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in lines))
         if not config.keep_checkpoints:
             shutil.rmtree(config.checkpoint_root, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -476,6 +509,7 @@ def _train(
         steps=state["step"],
         train_loss=train_loss,
         validation_loss=validation_loss,
+        initial_validation_loss=initial_validation_loss,
         history=history,
         wall_time_s=wall_time,
         tokens_per_second=tokens_per_second,

@@ -134,10 +134,35 @@ def test_task_data_from_a_registered_task_masks_everything_but_the_answer(tmp_pa
     for item, example in zip(items, data.train, strict=True):
         rendered = task.render(item, "harness")
         prompt = tokenizer(rendered.prompt, add_special_tokens=False)["input_ids"]
-        answer = tokenizer(rendered.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        answer = tokenizer(rendered.target, add_special_tokens=False)["input_ids"]  # no EOS: multiple choice
         assert example.input_ids == [tokenizer.bos_token_id, *prompt, *answer]
         labels = torch.tensor(example.labels)
         assert (labels[: 1 + len(prompt)] == IGNORE_INDEX).all()
         assert labels[1 + len(prompt) :].tolist() == answer
+    assert data.stats["append_eos"] is False
     other = prepare_training_data(config.model_copy(update={"protocol": "paper"}), tokenizer)
     assert other.fingerprint != data.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("setting", "kind", "expected"),
+    [(None, "multiple_choice", False), (None, "generation", True), (True, "multiple_choice", True),
+     (False, "generation", False)],
+)  # fmt: skip
+def test_eos_is_a_per_task_choice_unless_set(setting: bool | None, kind: str, expected: bool) -> None:
+    from adamergex.training.data import resolve_append_eos
+
+    assert resolve_append_eos(setting, kind) is expected
+
+
+def test_explicit_eos_ends_every_multiple_choice_answer(tmp_path: Path) -> None:
+    tokenizer = tiny_tokenizer()
+    options = {"data_files": str(XNLI_FIXTURE)}
+    plain = prepare_training_data(_config(tmp_path, "task:xnli", data_options=options, max_length=64), tokenizer)
+    with_eos = prepare_training_data(
+        _config(tmp_path, "task:xnli", data_options=options, max_length=64, append_eos=True), tokenizer
+    )
+    for a, b in zip(plain.train, with_eos.train, strict=True):
+        assert b.input_ids == [*a.input_ids, tokenizer.eos_token_id]
+        assert b.labels == [*a.labels, tokenizer.eos_token_id]
+    assert plain.fingerprint != with_eos.fingerprint

@@ -75,6 +75,15 @@ def test_reference_lora_learns_loads_in_peft_and_records_provenance(
     assert after < before - 0.3
     assert result.history[-1]["loss"] < result.history[0]["loss"] - 0.3
     assert [r["step"] for r in result.history if "validation_loss" in r] == [10, 20]
+    # The loss before training is the base model's, computed by transformers independently.
+    assert result.initial_validation_loss == pytest.approx(before, rel=1e-5)
+
+    log = [json.loads(line) for line in (config.out / "training_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [*range(31), 30]
+    assert log[0]["validation_loss"] == pytest.approx(before, rel=1e-5)
+    assert log[-1]["final"] and log[-1]["validation_loss"] == pytest.approx(after, rel=1e-5)
+    assert [r["loss"] for r in log[1:-1]] == [r["loss"] for r in result.history]
+    assert all(r["tokens_per_second"] > 0 and r["lr"] >= 0 for r in log[1:-1])
 
     adapter_config = json.loads((config.out / "adapter_config.json").read_text())
     assert adapter_config["peft_type"] == "LORA"
@@ -89,6 +98,8 @@ def test_reference_lora_learns_loads_in_peft_and_records_provenance(
     assert record["adapter_fingerprint"] == adapter_fingerprint(config.out)
     assert record["steps"] == 30
     assert record["final_validation_loss"] == pytest.approx(after, rel=1e-5)
+    assert record["initial_validation_loss"] == pytest.approx(before, rel=1e-5)
+    assert record["hyperparameters"]["init_seed"] == config.adapter_init_seed
     assert record["final_train_loss"] == pytest.approx(sum(r["loss"] for r in result.history[-10:]) / 10)
     assert record["hyperparameters"]["lora_r"] == 8 and record["hyperparameters"]["learning_rate"] == 2e-2
     assert record["wall_time_s"] > 0 and record["throughput"]["tokens"] == sum(r["tokens"] for r in result.history)
@@ -128,10 +139,14 @@ def test_resume_gives_the_same_adapter_as_an_uninterrupted_run(
     with pytest.raises(KeyboardInterrupt):
         train_adapter(interrupted, callbacks=(crash_at_step_4,), progress=False)
     assert not interrupted.out.exists()
-    assert sorted(p.name for p in interrupted.checkpoint_root.iterdir()) == ["step-0000002", "step-0000004"]
+    checkpoints = sorted(p.name for p in interrupted.checkpoint_root.iterdir())
+    assert checkpoints == ["step-0000002", "step-0000004", "training_log.jsonl"]  # the live log too
+    live = (interrupted.checkpoint_root / "training_log.jsonl").read_text().splitlines()
+    assert len(live) == 1 + 4  # step 0 and the four steps taken
 
     resumed = train_adapter(interrupted.model_copy(update={"resume": True}), progress=False)
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in uninterrupted.history]
+    assert resumed.initial_validation_loss == uninterrupted.initial_validation_loss
     expected, actual = adapter_tensors(tmp_path / "a"), adapter_tensors(tmp_path / "b")
     assert expected.keys() == actual.keys()
     for name, tensor in expected.items():
