@@ -14,9 +14,10 @@ from adamergex.data.cache import cache_root
 from adamergex.data.languages import LANGUAGES
 from adamergex.data.prepare import prepare_reference, prepare_task
 from adamergex.data.reference import REFERENCE_SOURCES
+from adamergex.data.sources.fortunes import cached_fortunes_languages, fortunes_languages
 from adamergex.data.sources.multiemo import MULTIEMO_LANGUAGES, MULTIEMO_LEVELS, multiemo_cache_path
 from adamergex.data.sources.udhr import UDHR_VERSION, udhr_cache_dir
-from adamergex.data.tasks import PROTOCOLS, get_task, list_tasks
+from adamergex.data.tasks import PROTOCOLS, TRUNCATIONS, get_task, list_tasks
 from adamergex.data.tasks.entailed_polarity import SOURCES as POLARITY_SOURCES
 from adamergex.data.tasks.entailed_polarity import cache_path as polarity_cache_path
 from adamergex.errors import AdamergexError
@@ -69,6 +70,13 @@ def list_command() -> None:
         sources.add_column(column)
     udhr_cached = (udhr_cache_dir() / "declaration").is_dir()
     sources.add_row("udhr", f"UDHR, npm udhr@{UDHR_VERSION} (reference text)", "yes" if udhr_cached else "no")
+    fortunes_cached = cached_fortunes_languages()
+    sources.add_row(
+        "fortunes",
+        f"Debian fortune cookies via apt-get download (reference text: {' '.join(fortunes_languages())})",
+        ", ".join(fortunes_cached) if fortunes_cached else "no",
+    )
+    sources.add_row("task-text", "texts of a task's train split, labels dropped (reference text)", "task")
     for level in MULTIEMO_LEVELS:
         cached = [lang for lang in MULTIEMO_LANGUAGES if multiemo_cache_path(level, lang).is_file()]
         sources.add_row(
@@ -114,9 +122,22 @@ def prepare_group() -> None:
 @click.option("--chunk-words", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--validation-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--archive", type=click.Path(exists=True, path_type=Path), help="udhr tarball or unpacked folder")
-@click.option("--offline", is_flag=True, help="never download; use the cache or --archive")
+@click.option(
+    "--archive",
+    type=click.Path(exists=True, path_type=Path),
+    help="udhr tarball or unpacked folder; for task-text, the task's archive (bigbench)",
+)
+@click.option("--offline", is_flag=True, help="never download; use the cache, --archive or --deb")
 @click.option("--udhr-code", help="explicit UDHR file code (e.g. por_BR), overriding the language table")
+@click.option(
+    "--deb",
+    "debs",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="for fortunes: a .deb file or a folder of .deb files to read instead of running apt-get download",
+)
+@click.option("--task", "task_name", help="for task-text: the task whose train-split texts are used")
+@click.option("--level", type=click.Choice(MULTIEMO_LEVELS), help="for task-text on multiemo: the level")
 @click.option("--file", "files", multiple=True, type=click.Path(path_type=Path), help="input for --source files")
 @click.option("--text-field", default="text", show_default=True, help="record field of JSONL/JSON/parquet files")
 @click.option("--data-files", multiple=True, type=click.Path(path_type=Path), help="local Wikipedia rows")
@@ -135,6 +156,9 @@ def prepare_reference_command(
     archive: Path | None,
     offline: bool,
     udhr_code: str | None,
+    debs: tuple[Path, ...],
+    task_name: str | None,
+    level: str | None,
     files: tuple[Path, ...],
     text_field: str,
     data_files: tuple[Path, ...],
@@ -147,6 +171,14 @@ def prepare_reference_command(
         options = _source_options(archive, offline, ())
         if udhr_code:
             options["code"] = udhr_code
+    elif source == "fortunes":
+        options = _source_options(None, offline, ())
+        if debs:
+            options["deb"] = list(debs)
+    elif source == "task-text":
+        if not task_name:
+            raise AdamergexError("--source task-text needs --task NAME (e.g. --task multiemo)")
+        options = {"task": task_name, **_load_options(task_name, level, archive, offline, ())}
     elif source == "huggingface":
         options = {"max_documents": max_documents, **_source_options(None, False, data_files)}
     else:
@@ -192,6 +224,13 @@ def _task_options(function: Any) -> Any:
             click.option("--data-files", multiple=True, type=click.Path(path_type=Path), help="local HF rows"),
             click.option("--max-text-chars", type=click.IntRange(min=1), help="cut the long text field"),
             click.option("--max-text-tokens", type=click.IntRange(min=1), help="cut it to tokens (--tokenizer)"),
+            click.option(
+                "--truncation",
+                type=click.Choice(TRUNCATIONS),
+                default="head",
+                show_default=True,
+                help="what a cut keeps: the head, or the head and the tail joined by ' … '",
+            ),
             click.option("--tokenizer", help="tokenizer for --max-text-tokens"),
         ]
     ):
@@ -231,6 +270,7 @@ def prepare_task_command(
     data_files: tuple[Path, ...],
     max_text_chars: int | None,
     max_text_tokens: int | None,
+    truncation: str,
     tokenizer: str | None,
     out: Path,
     force: bool,
@@ -248,6 +288,7 @@ def prepare_task_command(
         max_text_chars=max_text_chars,
         max_text_tokens=max_text_tokens,
         tokenizer=load_tokenizer(tokenizer) if tokenizer else None,
+        truncation=truncation,
         **_load_options(task, level, archive, offline, data_files),
     )
     click.echo(f"wrote {count} items to {out}")
@@ -269,6 +310,7 @@ def show_command(
     data_files: tuple[Path, ...],
     max_text_chars: int | None,
     max_text_tokens: int | None,
+    truncation: str,
     tokenizer: str | None,
     count: int,
 ) -> None:
@@ -282,6 +324,7 @@ def show_command(
         max_text_chars=max_text_chars,
         max_text_tokens=max_text_tokens,
         tokenizer=load_tokenizer(tokenizer) if tokenizer else None,
+        truncation=truncation,  # type: ignore[arg-type]
         **_load_options(task, level, archive, offline, data_files),
     )
     for item in items[:count]:
@@ -297,3 +340,58 @@ def show_command(
             click.echo(f"  target: {rendered.target!r}")
             click.echo(f"  gold:   {rendered.gold!r}")
         click.echo()
+
+
+@data_group.command("stats")
+@click.argument("task")
+@click.option("--lang", "langs", multiple=True, required=True, help="language (ISO 639-1); repeat for several")
+@click.option("--split", "splits", multiple=True, help="split; repeat for several (default: all of the task's)")
+@click.option("--tokenizer", required=True, help="tokenizer folder, hub id or .gguf")
+@click.option("--max-text-tokens", type=click.IntRange(min=1), help="count the texts longer than this")
+@click.option("--limit", type=click.IntRange(min=1), help="deterministic subset of this many items per split")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the --limit subset")
+@click.option("--level", type=click.Choice(MULTIEMO_LEVELS), help="MultiEmo level (default text)")
+@click.option("--archive", type=click.Path(exists=True, path_type=Path), help="bigbench archive/folder")
+@click.option("--offline", is_flag=True, help="never download; use the cache or --archive")
+@click.option("--data-files", multiple=True, type=click.Path(path_type=Path), help="local HF rows")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object per language and split")
+def stats_command(
+    task: str,
+    langs: tuple[str, ...],
+    splits: tuple[str, ...],
+    tokenizer: str,
+    max_text_tokens: int | None,
+    limit: int | None,
+    seed: int,
+    level: str | None,
+    archive: Path | None,
+    offline: bool,
+    data_files: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Token-length distribution of a task's text per language and split, and how many --max-text-tokens cuts."""
+    import json
+
+    from adamergex.data.lengths import task_length_stats
+
+    definition = get_task(task)
+    for split in splits:
+        definition.check_split(split)
+    options = _load_options(task, level, archive, offline, data_files)
+    loaded = load_tokenizer(tokenizer)
+    table = Table(title=f"{definition.name}: tokens per text ({getattr(loaded, 'name_or_path', tokenizer)})")
+    for column in ("lang", "split", "items", "min", "median", "p90", "max", "mean", "cut"):
+        table.add_column(column, justify="left" if column in ("lang", "split") else "right")
+    for lang in langs:
+        for split in splits or definition.splits:
+            stats = task_length_stats(
+                definition.name, lang, split, loaded, max_text_tokens=max_text_tokens, limit=limit, seed=seed, **options
+            )
+            if as_json:
+                click.echo(json.dumps({"task": definition.name, "lang": lang, "split": split, **stats.to_json()}))
+                continue
+            cut = "–" if max_text_tokens is None else f"{stats.cut} (> {max_text_tokens})"
+            table.add_row(lang, split, str(stats.items), str(stats.min), f"{stats.median:g}", str(stats.p90),
+                          str(stats.max), f"{stats.mean:.1f}", cut)  # fmt: skip
+    if not as_json:
+        Console().print(table)

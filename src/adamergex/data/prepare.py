@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from adamergex.data.cache import atomic_write_text, sha256_file
-from adamergex.data.reference import ReferenceCorpus, build_reference_corpus, load_reference_documents
-from adamergex.data.tasks import Protocol, get_task, rendered_fingerprint
+from adamergex.data.reference import ReferenceCorpus, build_reference_corpus, load_reference_source
+from adamergex.data.tasks import Protocol, Truncation, get_task, rendered_fingerprint
 from adamergex.errors import OutputExistsError
 
 SIDECAR_SUFFIX = ".provenance.json"
@@ -86,13 +86,17 @@ def prepare_reference(
 ) -> PreparedReference:
     """Load reference documents and write them, chunked when a tokenizer is given."""
     _check_output(out, force)
-    documents = load_reference_documents(source, lang, **source_options)
+    loaded = load_reference_source(source, lang, **source_options)
+    documents = loaded.documents
     recorded_options = {key: str(value) for key, value in source_options.items()}
+    described = {"source": source, "lang": lang, "options": recorded_options}
+    if loaded.metadata:
+        described["source_metadata"] = loaded.metadata
     if tokenizer is None:
         write_jsonl(
             out,
             [{"text": document} for document in documents],
-            {"kind": "reference_documents", "source": source, "lang": lang, "options": recorded_options},
+            {"kind": "reference_documents", **described},
             force=force,
         )
         return PreparedReference(path=out, documents=len(documents), corpus=None)
@@ -104,7 +108,7 @@ def prepare_reference(
         chunk_words=chunk_words,
         validation_fraction=validation_fraction,
         seed=seed,
-        metadata={"source": source, "lang": lang, "options": recorded_options},
+        metadata=described,
     )
     corpus.save(out, force=force)
     sidecar = {
@@ -134,6 +138,7 @@ def prepare_task(
     max_text_chars: int | None = None,
     max_text_tokens: int | None = None,
     tokenizer: Any = None,
+    truncation: Truncation = "head",
     **source_options: Any,
 ) -> int:
     """Write ``split`` of a task in ``lang``, rendered with ``protocol``; return the number of items."""
@@ -147,6 +152,7 @@ def prepare_task(
         max_text_chars=max_text_chars,
         max_text_tokens=max_text_tokens,
         tokenizer=tokenizer,
+        truncation=truncation,
         **source_options,
     )
     records = []
@@ -179,6 +185,7 @@ def prepare_task(
             "seed": seed,
             "max_text_chars": max_text_chars,
             "max_text_tokens": max_text_tokens,
+            "truncation": truncation,
             "tokenizer": None if tokenizer is None else str(getattr(tokenizer, "name_or_path", "")),
             "options": {key: str(value) for key, value in source_options.items()},
         },

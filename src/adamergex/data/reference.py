@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from adamergex.data.cache import atomic_write_text
 from adamergex.errors import AdamergexError
 
 ChunkMode = Literal["tokens", "words"]
-REFERENCE_SOURCES: tuple[str, ...] = ("udhr", "huggingface", "files")
+REFERENCE_SOURCES: tuple[str, ...] = ("udhr", "fortunes", "task-text", "huggingface", "files")
 _FORMAT = "adamergex.reference_corpus/1"
 
 
@@ -37,33 +37,83 @@ class ReferenceCorpusError(AdamergexError):
     """A reference corpus cannot be built or read."""
 
 
+@dataclass
+class ReferenceDocuments:
+    """Plain-text documents of one source and language, and what the source records about them."""
+
+    documents: list[str]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _udhr(lang: str, options: dict[str, Any]) -> ReferenceDocuments:
+    from adamergex.data.sources.udhr import udhr_documents
+
+    return ReferenceDocuments(udhr_documents(lang, **options))
+
+
+def _fortunes(lang: str, options: dict[str, Any]) -> ReferenceDocuments:
+    from adamergex.data.sources.fortunes import load_fortunes
+
+    corpus = load_fortunes(lang, **options)
+    return ReferenceDocuments(corpus.documents, corpus.metadata)
+
+
+def _task_text(lang: str, options: dict[str, Any]) -> ReferenceDocuments:
+    from adamergex.data.sources.task_text import load_task_text
+
+    text = load_task_text(lang, **options)
+    return ReferenceDocuments(text.documents, text.metadata)
+
+
+def _huggingface(lang: str, options: dict[str, Any]) -> ReferenceDocuments:
+    from adamergex.data.sources.huggingface import wikipedia_documents
+
+    return ReferenceDocuments(wikipedia_documents(lang, **options))
+
+
+def _files(lang: str, options: dict[str, Any]) -> ReferenceDocuments:
+    from adamergex.data.sources.files import read_documents
+
+    if "paths" not in options:
+        raise ReferenceCorpusError("source 'files' needs paths=[...] (text, JSONL, JSON or parquet files)")
+    paths = options.pop("paths")
+    return ReferenceDocuments(read_documents(paths, **options))
+
+
+_LOADERS: dict[str, Callable[[str, dict[str, Any]], ReferenceDocuments]] = {
+    "udhr": _udhr,
+    "fortunes": _fortunes,
+    "task-text": _task_text,
+    "huggingface": _huggingface,
+    "files": _files,
+}
+
+
+def load_reference_source(source: str, lang: str, **options: Any) -> ReferenceDocuments:
+    """Documents in ``lang`` from ``source`` with the source's metadata (see :func:`load_reference_documents`)."""
+    if source not in _LOADERS:
+        raise ReferenceCorpusError(
+            f"unknown reference source {source!r}; expected one of: {', '.join(REFERENCE_SOURCES)}"
+        )
+    return _LOADERS[source](lang, dict(options))
+
+
 def load_reference_documents(source: str, lang: str, **options: Any) -> list[str]:
     """Plain-text documents in ``lang`` from ``source``.
 
     Sources:
         ``udhr``: the Universal Declaration of Human Rights (preamble and 30 articles, one document each);
-            options ``archive`` (a udhr-6.0.0.tgz or an unpacked package folder), ``offline``.
+            options ``archive`` (a udhr-6.0.0.tgz or an unpacked package folder), ``offline``, ``code``.
+        ``fortunes``: Debian's fortune cookies, one document per fortune (en de es it pl ru zh pt cs bg eo ga);
+            options ``deb`` (.deb file(s) or a folder of them), ``offline``, ``verify``.
+        ``task-text``: the texts of a task's train split, labels dropped; options ``task`` (required),
+            ``limit``, ``seed`` and the task loader's options (``archive``, ``offline``, ``level``, ...).
         ``huggingface``: Wikipedia (``wikimedia/wikipedia``, config ``20231101.<lang>``); options
             ``max_documents``, ``dataset``, ``config``, ``data_files`` (local JSONL/parquet with a ``text`` field).
         ``files``: local ``.txt`` / ``.jsonl`` / ``.json`` / ``.parquet``; options ``paths`` (required),
             ``text_field``.
     """
-    if source == "udhr":
-        from adamergex.data.sources.udhr import udhr_documents
-
-        return udhr_documents(lang, **options)
-    if source == "huggingface":
-        from adamergex.data.sources.huggingface import wikipedia_documents
-
-        return wikipedia_documents(lang, **options)
-    if source == "files":
-        from adamergex.data.sources.files import read_documents
-
-        if "paths" not in options:
-            raise ReferenceCorpusError("source 'files' needs paths=[...] (text, JSONL, JSON or parquet files)")
-        paths = options.pop("paths")
-        return read_documents(paths, **options)
-    raise ReferenceCorpusError(f"unknown reference source {source!r}; expected one of: {', '.join(REFERENCE_SOURCES)}")
+    return load_reference_source(source, lang, **options).documents
 
 
 @dataclass
@@ -246,3 +296,4 @@ def build_reference_corpus(
         fingerprint=corpus_fingerprint(settings, train, validation),
         settings=settings,
     )
+

@@ -5,12 +5,15 @@ from __future__ import annotations
 from adamergex.data.tasks import entailed_polarity, mgsm, multiemo, pawsx, xcopa, xlsum, xnli, xquad
 from adamergex.data.tasks.base import (
     PROTOCOLS,
+    TRUNCATION_MARKER,
+    TRUNCATIONS,
     PromptTemplate,
     Protocol,
     RenderedItem,
     Task,
     TaskError,
     TaskItem,
+    Truncation,
     deterministic_subset,
     rendered_fingerprint,
     truncate_text,
@@ -37,12 +40,15 @@ def get_task(name: str) -> Task:
 
 __all__ = [
     "PROTOCOLS",
+    "TRUNCATIONS",
+    "TRUNCATION_MARKER",
     "PromptTemplate",
     "Protocol",
     "RenderedItem",
     "Task",
     "TaskError",
     "TaskItem",
+    "Truncation",
     "deterministic_subset",
     "get_task",
     "list_tasks",

@@ -23,6 +23,10 @@ from adamergex.errors import AdamergexError
 Protocol = Literal["harness", "paper"]
 PROTOCOLS: tuple[str, ...] = ("harness", "paper")
 TaskKind = Literal["multiple_choice", "generation"]
+Truncation = Literal["head", "head_tail"]
+TRUNCATIONS: tuple[str, ...] = ("head", "head_tail")
+#: put between the head and the tail of a text cut by ``head_tail`` truncation.
+TRUNCATION_MARKER = " … "
 
 
 class TaskError(AdamergexError):
@@ -240,6 +244,7 @@ class Task:
         max_text_chars: int | None = None,
         max_text_tokens: int | None = None,
         tokenizer: Any = None,
+        truncation: Truncation = "head",
         **source_options: Any,
     ) -> list[TaskItem]:
         """Load ``split`` of the task in ``lang``.
@@ -252,14 +257,17 @@ class Task:
                 language of equal size, so aligned languages keep aligned subsets.
             seed: seed of the subset.
             max_text_chars: cut :attr:`text_field` to this many characters.
-            max_text_tokens: cut :attr:`text_field` to this many tokens of ``tokenizer`` (a prefix of the
-                original text, found with the tokenizer's offsets when it has them).
+            max_text_tokens: cut :attr:`text_field` to this many tokens of ``tokenizer`` (found with the
+                tokenizer's offsets when it has them).
             tokenizer: needed with ``max_text_tokens``.
+            truncation: what a cut keeps (:func:`truncate_text`): ``head`` (a prefix, the default) or
+                ``head_tail`` (the first and the last tokens, joined by :data:`TRUNCATION_MARKER`).
             **source_options: passed to the loader (``archive``, ``data_files``, ``offline``, ...).
         """
         lang = self.check_language(lang)
         self.check_split(split)
         self.check_source_options(source_options)
+        check_truncation(truncation)
         items = self.loader(lang, split, **source_options)
         if limit is not None:
             items = deterministic_subset(items, limit, seed)
@@ -268,7 +276,12 @@ class Task:
                 raise TaskError(f"task {self.name!r} has no long text field to truncate")
             items = [
                 truncate_item(
-                    item, self.text_field, max_chars=max_text_chars, max_tokens=max_text_tokens, tokenizer=tokenizer
+                    item,
+                    self.text_field,
+                    max_chars=max_text_chars,
+                    max_tokens=max_text_tokens,
+                    tokenizer=tokenizer,
+                    mode=truncation,
                 )
                 for item in items
             ]
@@ -309,34 +322,69 @@ def deterministic_subset(items: list[TaskItem], limit: int, seed: int) -> list[T
     return [items[index] for index in chosen]
 
 
-def truncate_text(
-    text: str, *, max_chars: int | None = None, max_tokens: int | None = None, tokenizer: Any = None
-) -> str:
-    """A prefix of ``text``: at most ``max_chars`` characters and at most ``max_tokens`` tokens.
+def check_truncation(mode: str) -> Truncation:
+    """``mode`` if it is a truncation mode; otherwise a :class:`TaskError` naming the valid ones."""
+    if mode not in TRUNCATIONS:
+        raise TaskError(f"unknown truncation {mode!r}; expected one of: {', '.join(TRUNCATIONS)}")
+    return mode  # type: ignore[return-value]
 
-    Token truncation keeps the original characters up to the end of token ``max_tokens`` (from the fast
-    tokenizer's offset mapping), so nothing is re-spelled by decoding; without offsets it decodes the first
-    ``max_tokens`` ids.
+
+def head_tail_sizes(budget: int) -> tuple[int, int]:
+    """(head, tail) sizes that share ``budget``: the head gets the odd one, ``ceil(budget / 2)``."""
+    return budget - budget // 2, budget // 2
+
+
+def _join(head: str, tail: str) -> str:
+    return head.rstrip() + TRUNCATION_MARKER + tail.lstrip()
+
+
+def truncate_text(
+    text: str,
+    *,
+    max_chars: int | None = None,
+    max_tokens: int | None = None,
+    tokenizer: Any = None,
+    mode: Truncation = "head",
+) -> str:
+    """``text`` cut to at most ``max_chars`` characters and at most ``max_tokens`` tokens.
+
+    ``head`` keeps a prefix. ``head_tail`` keeps the first ``ceil(n / 2)`` and the last ``floor(n / 2)``
+    characters or tokens (n the limit) and joins them with :data:`TRUNCATION_MARKER` (so a cut text is the
+    marker's few tokens longer than n): reviews often state their verdict at the end. Token cuts keep the
+    original characters (from the fast tokenizer's offset mapping), so nothing is re-spelled by decoding;
+    without offsets they decode the kept ids.
     """
+    check_truncation(mode)
     if max_chars is not None:
         if max_chars < 1:
             raise TaskError(f"max_text_chars must be positive, got {max_chars}")
-        text = text[:max_chars]
+        if len(text) > max_chars:
+            head, tail = head_tail_sizes(max_chars) if mode == "head_tail" else (max_chars, 0)
+            text = _join(text[:head], text[len(text) - tail :]) if tail else text[:head]
     if max_tokens is not None:
         if max_tokens < 1:
             raise TaskError(f"max_text_tokens must be positive, got {max_tokens}")
         if tokenizer is None:
             raise TaskError("max_text_tokens needs a tokenizer (pass tokenizer=...)")
-        if getattr(tokenizer, "is_fast", False):
-            encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            offsets = encoded["offset_mapping"]
-            if len(offsets) > max_tokens:
-                text = text[: offsets[max_tokens - 1][1]]
-        else:
-            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-            if len(ids) > max_tokens:
-                text = tokenizer.decode(ids[:max_tokens])
+        text = _truncate_tokens(text, max_tokens, tokenizer, mode)
     return text
+
+
+def _truncate_tokens(text: str, max_tokens: int, tokenizer: Any, mode: Truncation) -> str:
+    head, tail = head_tail_sizes(max_tokens) if mode == "head_tail" else (max_tokens, 0)
+    if getattr(tokenizer, "is_fast", False):
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        if len(offsets) <= max_tokens:
+            return text
+        head_end = offsets[head - 1][1]
+        # a character split into several byte tokens may straddle the cut: never repeat it in the tail
+        tail_start = max(offsets[len(offsets) - tail][0], head_end) if tail else len(text)
+        return _join(text[:head_end], text[tail_start:]) if tail else text[:head_end]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return text
+    kept = tokenizer.decode(ids[:head])
+    return _join(kept, tokenizer.decode(ids[len(ids) - tail :])) if tail else kept
 
 
 def truncate_item(
@@ -346,10 +394,11 @@ def truncate_item(
     max_chars: int | None,
     max_tokens: int | None,
     tokenizer: Any,
+    mode: Truncation = "head",
 ) -> TaskItem:
     """A copy of ``item`` whose ``field_name`` is cut by :func:`truncate_text`."""
     fields = dict(item.fields)
     fields[field_name] = truncate_text(
-        str(fields[field_name]), max_chars=max_chars, max_tokens=max_tokens, tokenizer=tokenizer
+        str(fields[field_name]), max_chars=max_chars, max_tokens=max_tokens, tokenizer=tokenizer, mode=mode
     )
     return TaskItem(id=item.id, lang=item.lang, fields=fields)
