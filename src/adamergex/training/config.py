@@ -123,6 +123,13 @@ class TrainingConfig(BaseModel):
         ),
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    fused_loss: bool = Field(
+        True,
+        description=(
+            "Causal-LM batches: project onto the vocabulary in chunks with the gradient formed on the fly "
+            "(exact; never holds the positions × vocabulary logits)."
+        ),
+    )
     eval_steps: int | None = Field(
         None, ge=1, description="Validation loss every N steps (always computed at the end)."
     )

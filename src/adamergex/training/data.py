@@ -25,8 +25,8 @@ import torch
 
 from adamergex.errors import AdamergexError
 from adamergex.training.config import TrainingConfig
+from adamergex.training.loss import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 _MEGABATCH_FACTOR = 50
 
 

@@ -46,6 +46,7 @@ from adamergex.training.adapters import initialise_adapter
 from adamergex.training.config import TrainingConfig
 from adamergex.training.data import IGNORE_INDEX, TrainingData, batch_plan, collate, prepare_training_data
 from adamergex.training.log import LOG_FILE, TrainingLog, check_tracker
+from adamergex.training.loss import forward_loss, supports_fused_loss
 
 _STATE_FILE = "trainer_state.json"
 _OPTIMIZER_FILE = "optimizer.pt"
@@ -91,43 +92,6 @@ class TrainingResult:
 
 
 StepCallback = Callable[[int, dict[str, Any]], None]
-
-
-def _scored_positions(labels: torch.Tensor) -> torch.Tensor | None:
-    """Positions whose next-token prediction carries a label in some row, or None when most positions do.
-
-    Answer-only task batches score a few positions per row; projecting only those onto the vocabulary
-    (``logits_to_keep``) skips most of the ``length × vocab`` output layer, the largest cost for 256 k
-    vocabularies. Reference (causal LM) batches score every position and keep the plain forward pass.
-    """
-    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
-    scored = (shifted != IGNORE_INDEX).any(dim=0)
-    if int(scored.sum()) * 2 > labels.size(1):
-        return None
-    return scored.nonzero().squeeze(1)
-
-
-def _forward_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Summed token loss of ``batch``; logits are computed only at scored positions when those are few."""
-    positions = _scored_positions(batch["labels"])
-    extra = {} if positions is None else {"logits_to_keep": positions}
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
-    return _token_loss_sum(logits, batch["labels"], positions)
-
-
-def _token_loss_sum(logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-    """Sum over positions of ``-log p(label_{i+1} | tokens_{≤i})``, ignoring ``-100`` labels, in fp32.
-
-    The labels are shifted left (and padded with -100) instead of slicing the logits, so the
-    ``batch × length × vocab`` logits are never copied (they dominate memory for 256 k vocabularies).
-    ``positions``: the sequence positions ``logits`` were computed at (all when None).
-    """
-    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
-    if positions is not None:
-        shifted = shifted[:, positions]
-    return torch.nn.functional.cross_entropy(
-        logits.float().reshape(-1, logits.size(-1)), shifted.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
-    )
 
 
 def _label_count(batch: dict[str, torch.Tensor]) -> int:
@@ -202,6 +166,8 @@ class _Run:
         else:
             self.total_steps = max(1, math.ceil(config.epochs * self.plan.per_rank / config.grad_accum))
         self.identity = _run_identity(config, data, base)
+        #: The unwrapped transformers model, when the fused vocabulary loss applies to it (see training.loss).
+        self.causal_lm: torch.nn.Module | None = None
 
     def batch_tensors(self, indices: list[int], examples: list[Any]) -> dict[str, torch.Tensor]:
         batch = collate([examples[i] for i in indices], self.pad_id)
@@ -225,7 +191,7 @@ def _evaluate(run: _Run, model: torch.nn.Module) -> float | None:
         for indices in mine:
             batch = run.batch_tensors(indices, examples)
             with accelerator.autocast():
-                totals[0] += _forward_loss(model, batch).double()
+                totals[0] += forward_loss(model, batch, run.causal_lm).double()
             totals[1] += _label_count(batch)
     model.train(was_training)
     totals = accelerator.reduce(totals, "sum")
@@ -393,6 +359,8 @@ def _train(
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, run.total_steps)
     model, optimizer = accelerator.prepare(peft_model, optimizer)
     model.train()
+    causal_lm = accelerator.unwrap_model(model).get_base_model()
+    run.causal_lm = causal_lm if config.fused_loss and supports_fused_loss(causal_lm) else None
 
     state: dict[str, Any] = {"step": 0, "history": [], "wall_time_s": 0.0, "tokens": 0}
     sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
@@ -442,7 +410,7 @@ def _loop(run: _Run, model: Any, optimizer: Any, scheduler: Any, state: dict[str
             last = index == len(batches) - 1
             context = accelerator.no_sync(model) if not last else contextlib.nullcontext()
             with context, accelerator.autocast():
-                token_loss = _forward_loss(model, batch)
+                token_loss = forward_loss(model, batch, run.causal_lm)
             loss_sum += token_loss.detach().double()
             accelerator.backward(token_loss * world / max(label_tokens, 1))
         loss_sum = accelerator.reduce(loss_sum, "sum")
