@@ -28,3 +28,8 @@ class NumericalError(AdamergexError):
 
 class OutputExistsError(AdamergexError):
     """The output path exists and overwriting was not requested."""
+
+
+class StorageError(AdamergexError):
+    """A path cannot be written or read: permissions, a read-only or full file system, a file where a folder
+    is expected."""

@@ -8,6 +8,7 @@ an output folder is either whole or absent.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import shutil
 import uuid
@@ -19,6 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from adamergex.adapters.config import parse_adapter_config
 from adamergex.adapters.types import (
     Adapter,
     IA3Adapter,
@@ -28,7 +30,8 @@ from adamergex.adapters.types import (
     lora_scale,
     resolve_rank_alpha,
 )
-from adamergex.errors import AdapterFormatError, NumericalError, OutputExistsError
+from adamergex.errors import AdapterFormatError, NumericalError, OutputExistsError, StorageError
+from adamergex.files import make_folder, storage_error
 from adamergex.merging.lora import all_finite
 
 CONFIG_FILE = "adapter_config.json"
@@ -42,7 +45,6 @@ _LORA_SUFFIXES = {
     ".lora_embedding_B": ("B", True),
 }
 _IA3_SUFFIX = ".ia3_l"
-SUPPORTED_PEFT_TYPES = ("LORA", "IA3")
 
 
 def _first_line(error: BaseException) -> str:
@@ -55,31 +57,56 @@ def atomic_directory(out: str | Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder that becomes ``out`` only if the block finishes without an exception.
 
     An existing ``out`` is refused before any work is done unless ``force``; with ``force`` it is replaced
-    only after the new content is complete. On failure the temporary folder is removed.
+    only after the new content is complete (several writers may race; the last one's folder stays). On
+    failure the temporary folder is removed. A path that cannot be written (no permission, a read-only or
+    full disk, a file in the way) is a :class:`StorageError`.
     """
     out = Path(out)
     if out.exists() and not force:
         raise OutputExistsError(f"output folder already exists: {out} (pass --force / force=True to replace it)")
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output path exists and is not a folder: {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as error:
+        raise storage_error(error, "write", out) from None
     try:
         yield tmp
-    except BaseException:
+        _move_into_place(tmp, out, force=force)
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise storage_error(error, "write", out) from None
         raise
-    if out.exists():
-        if not force:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into_place(tmp: Path, out: Path, *, force: bool, attempts: int = 100) -> None:
+    """Rename ``tmp`` to ``out``; with ``force`` an existing ``out`` is moved aside first and then removed.
+
+    Another writer may put its own folder at ``out`` between our two renames; we then try again, so
+    concurrent writers never fail and one complete folder always ends at ``out``.
+    """
+    for _ in range(attempts):
+        if out.exists() and not force:
             raise OutputExistsError(f"output folder appeared while writing: {out} (pass --force to replace it)")
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+        moved_aside = False
+        if out.exists():
+            with contextlib.suppress(FileNotFoundError):
+                out.rename(old)
+                moved_aside = True
+        try:
+            tmp.rename(out)
+            return
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            if moved_aside:
+                shutil.rmtree(old, ignore_errors=True)
+    raise StorageError(f"cannot write {out}: other writers kept replacing it ({attempts} attempts)")
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -87,18 +114,12 @@ def _read_config(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise AdapterFormatError(f"{folder}: no {CONFIG_FILE} (expected a PEFT adapter folder)")
     try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise AdapterFormatError(f"{path}: not valid JSON ({_first_line(error)})") from error
-    if not isinstance(config, dict):
-        raise AdapterFormatError(f"{path}: expected a JSON object")
-    peft_type = str(config.get("peft_type", "")).upper()
-    if peft_type not in SUPPORTED_PEFT_TYPES:
-        raise AdapterFormatError(
-            f"{path}: peft_type {config.get('peft_type')!r} is not supported (expected one of "
-            f"{', '.join(SUPPORTED_PEFT_TYPES)})"
-        )
-    return config
+    except OSError as error:
+        raise AdapterFormatError(f"{path}: cannot read ({error.strerror or type(error).__name__})") from None
+    return parse_adapter_config(config, path)
 
 
 def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
@@ -129,7 +150,10 @@ def _strip_prefix(folder: Path, key: str) -> str:
     return key[len(KEY_PREFIX) :]
 
 
-def _check_finite(folder: Path, name: str, tensor: torch.Tensor) -> None:
+def _check_tensor(folder: Path, name: str, tensor: torch.Tensor) -> None:
+    if not tensor.is_floating_point():
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        raise AdapterFormatError(f"{folder}: module {name} is stored as {dtype}; expected a floating-point dtype")
     if not all_finite(tensor):
         bad = int((~torch.isfinite(tensor)).sum())
         raise NumericalError(f"{folder}: module {name} holds {bad} non-finite value(s) (NaN or inf)")
@@ -186,8 +210,8 @@ def _read_lora(folder: Path, config: dict[str, Any], tensors: dict[str, torch.Te
             raise AdapterFormatError(
                 f"{folder}: module {name} has rank {lora_A.shape[0]} in the weights but {rank} in the config"
             )
-        _check_finite(folder, name, lora_A)
-        _check_finite(folder, name, lora_B)
+        _check_tensor(folder, name, lora_A)
+        _check_tensor(folder, name, lora_B)
         modules[name] = LoraModule(lora_A, lora_B, lora_scale(rank, alpha, use_rslora), embedding[name])
     return LoraAdapter(config=config, modules=dict(sorted(modules.items())), extra_tensors=extra, path=folder)
 
@@ -207,7 +231,7 @@ def _read_ia3(folder: Path, config: dict[str, Any], tensors: dict[str, torch.Ten
             raise AdapterFormatError(
                 f"{folder}: module {name} has an (IA)³ vector of shape {tuple(tensor.shape)}; expected {expected}"
             )
-        _check_finite(folder, name, tensor)
+        _check_tensor(folder, name, tensor)
         modules[name] = IA3Module(tensor, feedforward)
     if not modules:
         raise AdapterFormatError(f"{folder}: no (IA)³ tensors (ia3_l) in the adapter weights")

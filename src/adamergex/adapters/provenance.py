@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from adamergex.errors import AdapterFormatError
 from adamergex.files import sha256_file
 
 __all__ = [
@@ -72,8 +73,18 @@ def write_provenance(folder: str | Path, record: dict[str, Any]) -> None:
 
 
 def read_provenance(folder: str | Path) -> dict[str, Any] | None:
-    """The folder's provenance record, or None when it has no sidecar."""
+    """The folder's provenance record, or None when it has no sidecar.
+
+    Raises :class:`AdapterFormatError` when the sidecar exists but is not a readable JSON object.
+    """
     path = Path(folder, PROVENANCE_FILE)
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error).splitlines()[0]
+        raise AdapterFormatError(f"{path}: unreadable ({reason})") from None
+    if not isinstance(record, dict):
+        raise AdapterFormatError(f"{path}: unreadable (expected a JSON object)")
+    return record

@@ -6,13 +6,21 @@ importing transformers, datasets and the training stack.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
 import click
 
 from adamergex import __version__
-from adamergex.errors import AdamergexError
+from adamergex.errors import AdamergexError, StorageError
+from adamergex.files import storage_error
+
+# Errors of the machine's storage rather than of adamergex: a last line of defence for paths that library code
+# does not wrap itself (other errnos, e.g. a file vanishing under us, keep their traceback: they may be bugs).
+_STORAGE_NAMES = ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG", "EIO",
+                  "EFBIG")  # fmt: skip
+STORAGE_ERRNOS = frozenset(getattr(errno, name) for name in _STORAGE_NAMES if hasattr(errno, name))
 
 # command name → "module:attribute" of its click command (register new commands here).
 COMMANDS: dict[str, str] = {
@@ -47,6 +55,11 @@ class _Group(click.Group):
         except AdamergexError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
+        except OSError as error:
+            if error.errno not in STORAGE_ERRNOS:
+                raise
+            click.echo(f"error: {storage_error(error, 'access', error.filename or '(a file)')}", err=True)
+            sys.exit(StorageError.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adamergex.adapters.inspect import describe, module_type
 from adamergex.adapters.io import read_adapter
 from adamergex.adapters.provenance import read_provenance
+from adamergex.errors import AdapterFormatError
 from adamergex.merging.adapters import IA3_MODES, LORA_MODES
 from adamergex.merging.api import DTYPES, MergeSummary, combine, merge
 
@@ -194,11 +196,17 @@ def combine_command(
 def inspect_command(adapter: Path, as_json: bool) -> None:
     """Describe a PEFT adapter folder: kind, base model, modules, ranks, parameters, norms."""
     info = describe(read_adapter(adapter))
-    provenance = read_provenance(adapter)
+    try:
+        provenance, provenance_problem = read_provenance(adapter), None
+    except AdapterFormatError as error:
+        provenance, provenance_problem = None, str(error)
     if as_json:
-        click.echo(json.dumps({**info, "provenance": provenance}, indent=2, default=str))
+        click.echo(json.dumps({**info, "provenance": provenance, "provenance_error": provenance_problem}, indent=2,
+                              default=str))  # fmt: skip
         return
     console = Console()
+    if provenance_problem:
+        console.print(f"[yellow]note:[/] provenance {escape(provenance_problem)}", highlight=False)
     console.print(
         f"[bold]{info['path']}[/]: {info['kind']} adapter for {info['base_model'] or '(base model not named)'}, "
         f"{info['modules']} modules, {info['parameters']:,} parameters, {info['dtype']}"

@@ -297,3 +297,30 @@ def build_reference_corpus(
         settings=settings,
     )
 
+
+# The function that receives each source's options: its keyword parameters are the options the source accepts.
+_OPTION_TARGETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "udhr": ("adamergex.data.sources.udhr", "udhr_documents", ()),
+    "fortunes": ("adamergex.data.sources.fortunes", "load_fortunes", ()),
+    "task-text": ("adamergex.data.sources.task_text", "load_task_text", ()),
+    "huggingface": ("adamergex.data.sources.huggingface", "wikipedia_documents", ()),
+    "files": ("adamergex.data.sources.files", "read_documents", ("paths",)),
+}
+
+
+def reference_source_options(source: str) -> frozenset[str] | None:
+    """The option names ``source`` accepts, read from its loader's signature; None when it takes any keyword
+    (e.g. ``task-text`` passes the rest to a task loader). Raises :class:`ReferenceCorpusError` for an unknown
+    source."""
+    import importlib
+    import inspect
+
+    if source not in _OPTION_TARGETS:
+        known = ", ".join(REFERENCE_SOURCES)
+        raise ReferenceCorpusError(f"unknown reference source {source!r}; expected one of: {known}")
+    module, name, extra = _OPTION_TARGETS[source]
+    parameters = list(inspect.signature(getattr(importlib.import_module(module), name)).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    keywords = [p.name for p in parameters[1:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return frozenset((*keywords, *extra))
