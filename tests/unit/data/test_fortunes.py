@@ -10,9 +10,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adamergex.cli import main
 from adamergex.data.cache import ChecksumError, DataFormatError, SourceUnavailableError
 from adamergex.data.reference import load_reference_source
 from adamergex.data.sources import fortunes
@@ -240,3 +242,16 @@ def test_parsed_entries_are_clean_whatever_the_input(text: str) -> None:
         assert entry.strip() and entry == entry.strip("\n")
         assert all(line.rstrip() != "%" and line == line.rstrip() for line in entry.split("\n"))
         assert not any((ord(c) < 32 and c not in "\t\n") or c == "\x7f" for c in entry)
+
+
+def test_cli_prepares_fortunes_from_a_supplied_deb(deb: Path, pinned: FortunesPackage, tmp_path: Path) -> None:
+    out = tmp_path / "de.jsonl"
+    args = ["data", "prepare", "reference", "--source", "fortunes", "--lang", "de", "--deb", str(deb)]
+    result = CliRunner().invoke(main, [*args, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0 and "wrote 5 documents" in result.output
+    assert [json.loads(line)["text"] for line in out.read_text(encoding="utf-8").splitlines()] == EXPECTED
+    sidecar = json.loads(out.with_name(out.name + ".provenance.json").read_text(encoding="utf-8"))
+    assert sidecar["source_metadata"]["packages"][0]["sha256"] == pinned.sha256
+    listing = CliRunner(env={"COLUMNS": "250"}).invoke(main, ["data", "list"], catch_exceptions=False)
+    (row,) = [line for line in listing.output.splitlines() if "Debian fortune cookies" in line]
+    assert row.rstrip(" │").endswith("de")  # cached languages

@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from adamergex.cli import main
 from adamergex.data.cache import SourceUnavailableError
 from adamergex.data.reference import load_reference_documents, load_reference_source
 from adamergex.data.sources.task_text import load_task_text
@@ -74,3 +76,14 @@ def test_task_without_train_split_or_name_is_refused() -> None:
         load_task_text("de", task="xquad")
     with pytest.raises(SourceUnavailableError, match="task 'xnli' has no long text field"):
         load_task_text("de", task="xnli")
+
+
+def test_cli_prepares_task_text(multiemo_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "de-task-text.jsonl"
+    args = ["data", "prepare", "reference", "--source", "task-text", "--lang", "de", "--archive", str(multiemo_folder)]
+    result = CliRunner().invoke(main, [*args, "--task", "multiemo", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0 and f"wrote {len(multiemo_split('text').train)} documents" in result.output
+    documents = [json.loads(line)["text"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert not _aligned_indices(documents) & set(multiemo_split("text").test)
+    refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "x.jsonl")])
+    assert refused.exit_code == 2 and "needs --task NAME" in refused.output
