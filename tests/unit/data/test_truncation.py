@@ -111,3 +111,17 @@ def test_data_stats_command(tokenizer, multiemo_folder: Path, tmp_path: Path) ->
     assert table.exit_code == 0 and "median" in table.output and "(> 9)" in table.output
     bad = CliRunner().invoke(main, [*args[:-2], "--split", "validation"])
     assert bad.exit_code == 2 and "has no split 'validation'" in bad.output
+
+
+def test_truncation_reaches_task_training_through_data_options(tokenizer, multiemo_folder: Path, tmp_path) -> None:
+    from adamergex.training.config import TrainingConfig
+    from adamergex.training.data import prepare_training_data
+
+    prompts = {}
+    for mode in ("head", "head_tail"):
+        options = {"archive": str(multiemo_folder), "truncation": mode}
+        config = TrainingConfig(base="unused", data="task:multiemo", lang="en", out=tmp_path / mode, limit=3,
+                                data_options=options, max_text_tokens=4, max_length=64)  # fmt: skip
+        prompts[mode] = tokenizer.decode(prepare_training_data(config, tokenizer).train[0].input_ids)
+    assert " … " in prompts["head_tail"] and " … " not in prompts["head"]
+    assert prompts["head_tail"].split(" … ")[1].split("\n")[0].endswith(")")  # the review's last characters
