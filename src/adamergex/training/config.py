@@ -112,6 +112,9 @@ class TrainingConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps (overrides epochs).")
     epochs: float = Field(1.0, gt=0, description="Passes over the training data when max_steps is not set.")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Linear warm-up as a fraction of all steps.")
+    lr_scheduler: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="Learning-rate decay after the warm-up: cosine or linear to 0, or constant."
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Clip the gradient norm to this value.")
     seed: int = Field(0, description="Seed for data order and dropout; the adapter's init seed is derived from it.")

@@ -36,7 +36,7 @@ from accelerate.utils import DistributedType, broadcast_object_list, set_seed
 from peft import PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
+from transformers import get_scheduler
 
 from adamergex.adapters.io import atomic_directory
 from adamergex.adapters.provenance import adapter_fingerprint, write_provenance
@@ -356,7 +356,8 @@ def _train(
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.peak_learning_rate, weight_decay=config.weight_decay)
     warmup = round(config.warmup_ratio * run.total_steps)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, run.total_steps)
+    name = "constant_with_warmup" if config.lr_scheduler == "constant" else config.lr_scheduler
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=run.total_steps)
     model, optimizer = accelerator.prepare(peft_model, optimizer)
     model.train()
     causal_lm = accelerator.unwrap_model(model).get_base_model()

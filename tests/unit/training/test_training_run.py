@@ -222,3 +222,17 @@ def test_unknown_model_is_refused(corpus_file: Path, tmp_path: Path) -> None:
 def test_lora_targets_resolve_per_architecture() -> None:
     gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_embd=16, n_layer=1, n_head=2, n_positions=32))
     assert default_lora_targets(gpt2) == ["c_attn", "c_proj", "c_fc"]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [("constant", [0.0, 0.5, 1.0, 1.0, 1.0, 1.0]), ("linear", [0.0, 0.5, 1.0, 0.75, 0.5, 0.25])],
+)
+def test_learning_rate_schedules(
+    llama_dir: Path, corpus_file: Path, tmp_path: Path, schedule: str, expected: list[float]
+) -> None:
+    # 6 steps, warm-up 2 (round(0.34 · 6)), peak 1e-3: the logged rate per step, worked out by hand.
+    config = reference_config(llama_dir, corpus_file, tmp_path / schedule, max_steps=6, warmup_ratio=0.34,
+                              learning_rate=1e-3, lr_scheduler=schedule)  # fmt: skip
+    result = train_adapter(config, progress=False)
+    assert [r["lr"] for r in result.history] == pytest.approx([1e-3 * x for x in expected])
