@@ -44,14 +44,16 @@ def run_command(config_path: Path | None, dry_run: bool, output: Path | None, pr
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-def report_command(run_dir: Path) -> None:
-    """Rebuild RUN_DIR/results (tables, plots, diagnostic) from the run's records."""
-    from adamergex.pipeline.runner import load_records, write_report
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the report here instead of RUN_DIR/results.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+def report_command(run_dir: Path, out: Path | None, force: bool) -> None:
+    """Rebuild the report (tables, plots, diagnostic) from RUN_DIR's predictions.csv and records.json."""
+    from adamergex.pipeline.report import write_report
 
-    records, config, wall = load_records(run_dir)
-    out = write_report(run_dir, records, config, wall)
-    Console().print((out / "results.md").read_text())
-    click.echo(f"results: {out}")
+    results = write_report(run_dir, out, force=force or out is None)
+    Console().print((results / "results.md").read_text())
+    click.echo(f"results: {results}")
 
 
 @click.command("demo")

@@ -318,7 +318,7 @@ def combine_ia3(
     *,
     t: float | None = None,
     weights: Sequence[float] | None = None,
-    mode: IA3Mode | Literal["weighted"] = "multiplicative",
+    mode: IA3Mode | Literal["weighted", "deviation"] = "multiplicative",
     min_abs: float = ia3_algebra.DEFAULT_MIN_ABS,
     clamp: bool = False,
     compute_dtype: torch.dtype = torch.float32,
@@ -327,7 +327,8 @@ def combine_ia3(
     """(IA)³ vectors per module (an adapter lacking a module has l = 1).
 
     ``multiplicative``/``additive`` take (task, reference_target, reference_source) and ``t``; ``weighted`` is
-    the structure-blind ``Σ_i w_i l_i``.
+    the structure-blind ``Σ_i w_i l_i``; ``deviation`` the structure-blind sum of deviations from identity
+    ``1 + Σ_i w_i (l_i − 1)`` (the AriMerge baseline).
     """
     names = _ordered_union(adapters)
     missing = _missing(adapters, roles, names)
@@ -345,6 +346,8 @@ def combine_ia3(
             vector, clamped = ratio.value, ratio.clamped
         elif mode == "additive":
             vector = ia3_algebra.additive_merge(*vectors, t)  # type: ignore[arg-type]
+        elif mode == "deviation":
+            vector = ia3_algebra.deviation_sum(vectors, weights)  # type: ignore[arg-type]
         else:
             vector = ia3_algebra.weighted_sum(vectors, weights)  # type: ignore[arg-type]
         if not lora_algebra.all_finite(vector):

@@ -287,12 +287,15 @@ def combine(
     modules_to_save: ModulesToSave = "refuse",
     allow_base_mismatch: bool = False,
     force: bool = False,
+    ia3_rule: Literal["weighted", "deviation"] = "weighted",
 ) -> MergeSummary:
     """A weighted combination ``Σ_i w_i · adapter_i``, e.g. the AriMerge baseline ``T + Rt``.
 
     LoRA: exact on ΔW (``ΔW_out = Σ_i w_i ΔW_i``; ``concat`` or ``svd`` as in :func:`merge`). (IA)³: the
-    structure-blind ``l_out = Σ_i w_i l_i`` (an adapter lacking a module counts as l = 1). The first adapter
-    plays the task adapter's part (its config, its ``modules_to_save`` under ``modules_to_save="task"``).
+    structure-blind ``l_out = Σ_i w_i l_i`` (an adapter lacking a module counts as l = 1), or with
+    ``ia3_rule="deviation"`` the sum of deviations from identity ``l_out = 1 + Σ_i w_i (l_i − 1)`` (AriMerge).
+    The first adapter plays the task adapter's part (its config, its ``modules_to_save`` under
+    ``modules_to_save="task"``).
     """
     started = time.perf_counter()
     if not adapters:
@@ -308,8 +311,10 @@ def combine(
         combination = combine_lora(prepared.adapters, weights, roles, mode=mode, rank=rank,  # type: ignore[arg-type]
                                    compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip
     else:
-        mode = "weighted"  # type: ignore[assignment]
-        combination = combine_ia3(prepared.adapters, roles, weights=weights, mode="weighted",  # type: ignore[arg-type]
+        if ia3_rule not in ("weighted", "deviation"):
+            raise AdamergexError(f"(IA)³ rule {ia3_rule!r} is unknown; expected weighted or deviation")
+        mode = ia3_rule  # type: ignore[assignment]
+        combination = combine_ia3(prepared.adapters, roles, weights=weights, mode=ia3_rule,  # type: ignore[arg-type]
                                   compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip
     return _finish(combination, prepared.adapters, roles, weights, method="combine", mode=mode, t=None,
                    settings=prepared.settings, notes=prepared.notes, out=out, force=force,

@@ -90,3 +90,34 @@ def multiplicative_lora_cross(
     if clamped:
         notes.append(f"clamped {clamped} element(s) of W_Rs with |w| < {min_abs:g}")
     return Combination(LoraAdapter(config, modules, {}), reports, {}, notes)
+
+
+def cross_vs_additive(
+    adapters: Sequence[LoraAdapter],
+    base_weights: Mapping[str, torch.Tensor],
+    t: float,
+    *,
+    min_abs: float = DEFAULT_MIN_ABS,
+) -> dict[str, float]:
+    """Per module, how far the cross merge's ΔW lies from the additive rule's: ``‖ΔW_× − ΔW_+‖_F / ‖ΔW_+‖_F``.
+
+    ``ΔW_× = W_T ⊙ (t (W_Rt ⊘ W_Rs − 1) + 1) − W₀`` (exact, before any truncation to a rank) and
+    ``ΔW_+ = ΔW_T + t (ΔW_Rt − ΔW_Rs)``. Expanding the ratio for ΔW ≪ W₀ gives
+    ``ΔW_× = ΔW_+ + t · ΔW_T ⊙ (ΔW_Rt − ΔW_Rs) ⊘ W₀ + O((ΔW/W₀)²)``: the two agree to first order, and what
+    separates them comes from elements where W₀ is small (clamped at ``min_abs`` as in the merge).
+    """
+    task, reference_target, reference_source = adapters
+    names = sorted(set(task.modules) | set(reference_target.modules) | set(reference_source.modules))
+    out: dict[str, float] = {}
+    for name in names:
+        if name not in base_weights:
+            raise IncompatibleAdaptersError(f"module {name} is not a weight of the base model")
+        base = base_weights[name].double()
+        deltas = [a.modules[name].delta_weight(torch.float64) if name in a.modules else torch.zeros_like(base)
+                  for a in adapters]  # fmt: skip
+        ratio = guarded_ratio(base + deltas[1], base + deltas[2], min_abs=min_abs, clamp=True)
+        cross = (base + deltas[0]) * (t * (ratio.value - 1.0) + 1.0) - base
+        additive = deltas[0] + t * (deltas[1] - deltas[2])
+        norm = float(additive.norm())
+        out[name] = float((cross - additive).norm()) / norm if norm else float("inf")
+    return out

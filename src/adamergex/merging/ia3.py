@@ -76,6 +76,18 @@ def additive_merge(
     return task + t * (reference_target - reference_source)
 
 
+def deviation_sum(vectors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """Structure-blind arithmetic on deviations from identity: ``1 + Σ_i w_i · (l_i − 1)``.
+
+    The AriMerge baseline for (IA)³ with weights (1, t) on (T, Rt) is ``l_T + t · (l_Rt − 1)``: the
+    reference adapter's change to each activation scale is added to the task adapter's. (A plain ``l_T + l_Rt``
+    doubles every scale, since an untouched module has l = 1.)
+    """
+    if len(vectors) != len(weights) or not vectors:
+        raise ValueError("deviation_sum needs as many weights as vectors, at least one")
+    return 1.0 + sum(w * (v - 1.0) for w, v in zip(weights, vectors, strict=True))  # type: ignore[return-value]
+
+
 def weighted_sum(vectors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
     """Structure-blind arithmetic ``Σ_i w_i · l_i`` (e.g. the AriMerge baseline ``l_T + l_Rt``)."""
     if len(vectors) != len(weights) or not vectors:

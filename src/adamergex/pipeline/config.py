@@ -13,8 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from adamergex.errors import AdamergexError
 
-METHODS: tuple[str, ...] = ("base", "eng-ft", "arimerge", "adamergex", "adamergex-cross", "factor", "target-ft")
-Method = Literal["base", "eng-ft", "arimerge", "adamergex", "adamergex-cross", "factor", "target-ft"]
+METHODS: tuple[str, ...] = (
+    "base", "majority", "eng-ft", "arimerge", "adamergex", "adamergex-cross", "factor", "target-ft"
+)  # fmt: skip
+Method = Literal["base", "majority", "eng-ft", "arimerge", "adamergex", "adamergex-cross", "factor", "target-ft"]
+SMALL_DEV = 100
 
 
 class _Strict(BaseModel):
@@ -58,14 +61,43 @@ class TaskSpec(_Strict):
 class TuningSpec(_Strict):
     """How ``t: tune`` chooses t."""
 
-    dev: Literal["source", "target"] = Field(
+    dev: Literal["source", "target", "unlabelled"] = Field(
         "source",
-        description="source: the source-language dev set only (zero-shot setting); target: a small "
-        "target-language dev set (few-shot model selection). Results say which.",
+        description="source: score on the source-language dev set (strict zero-shot, the default and the "
+        "headline); unlabelled: the label-free information-maximisation criterion on target-language dev inputs "
+        "(labels unused); target: accuracy on a labelled target-language dev set (few-shot model selection, "
+        f"refused under {SMALL_DEV} items unless force_small_dev). Results say which.",
     )
+    compare: list[Literal["source", "target", "unlabelled"]] = Field(
+        [], description="Further selection settings, each reported as its own row beside the headline one."
+    )
+    compare_t: list[float] = Field(
+        [], description="Fixed t values also evaluated on the test set and reported beside the selected t: [1] is "
+        "the method's own value (no selection at all); a list beyond 1 gives a sensitivity curve."
+    )
+    compare_langs: list[str] | None = Field(None, description="Languages for compare_t (default: every target).")
+    force_small_dev: bool = Field(False, description=f"Allow a target-language dev set under {SMALL_DEV} items.")
     grid: list[float] = Field([0.0, 0.25, 0.5, 0.75, 1.0], min_length=1, description="Coarse grid of t.")
     refine_rounds: int = Field(1, ge=0, description="Refinement rounds around the best grid point.")
-    budget: int | None = Field(None, ge=1, description="At most this many dev evaluations per language.")
+    budget: int | None = Field(
+        None, ge=1, description="Dev evaluations per method, language and seed, grid included (default: the grid "
+        "plus two per refinement round); must cover the grid."
+    )
+
+    @model_validator(mode="after")
+    def _budget_covers_grid(self) -> TuningSpec:
+        if self.budget is not None and self.budget < len(set(self.grid)):
+            raise ValueError(f"budget {self.budget} is smaller than the {len(set(self.grid))}-point grid")
+        return self
+
+
+class DiagnosticsSpec(_Strict):
+    """The assumption diagnostic and its noise floor."""
+
+    noise_floor: Literal["auto", "replicate", "off"] = Field(
+        "auto", description="Replicate reference adapters for the noise floor: auto uses the seeds when there are "
+        "two or more; replicate also trains one more seed's reference adapters when there is one seed; off."
+    )
 
 
 class TrainingSpec(_Strict):
@@ -114,6 +146,7 @@ class ExperimentConfig(_Strict):
     seeds: list[int] = Field([0], min_length=1, description="Training seeds (results averaged over seeds).")
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    diagnostics: DiagnosticsSpec = Field(default_factory=DiagnosticsSpec)
     output: Path = Field(Path("runs/experiment"), description="Run folder (cache, adapters, results).")
 
     def task_languages(self, task: TaskSpec) -> list[str]:
@@ -125,7 +158,25 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"source_lang {self.source_lang!r} is also a target language")
         if len(set(self.target_langs)) != len(self.target_langs):
             raise ValueError("target_langs has duplicates")
+        self._check_target_dev()
         return self
+
+
+    def _check_target_dev(self) -> None:
+        tuning = self.tuning
+        uses_target = self.t == "tune" and "target" in (tuning.dev, *tuning.compare)
+        small = [task.name for task in self.tasks if task.dev_size < SMALL_DEV]
+        if uses_target and small and not tuning.force_small_dev:
+            raise ValueError(f"tuning on a target-language dev set of fewer than {SMALL_DEV} items (task(s) "
+                             f"{', '.join(small)}) selects t on noise; raise dev_size or set "
+                             "tuning.force_small_dev")  # fmt: skip
+
+
+def _location(loc: tuple[Any, ...]) -> list[str]:
+    """The parts of a pydantic error location that name config fields (not the type tags of a union)."""
+    tags = {"str", "int", "float", "bool", "list", "dict", "none"}
+    parts = [str(p) if str(p).isprintable() else repr(p) for p in loc]
+    return [p for p in parts if p not in tags and not ("[" in p and p.endswith("]"))]
 
 
 def _format_error(error: ValidationError, where: str) -> str:

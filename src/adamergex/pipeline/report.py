@@ -1,173 +1,320 @@
-"""Results of a run: a markdown table (methods × languages), CSV and JSON, and PNG plots."""
+"""The report of a run, rebuilt from ``predictions.csv`` and ``records.json``: markdown, JSON, CSV and plots.
+
+``results.md`` holds, per task and adapter kind: the scores (methods × languages, the source-language column
+beside the targets), the compact "vs Eng-FT" table (paired differences with intervals and McNemar p-values,
+the transfer gap and the share of it each method closes), "vs AriMerge", the t chosen per language and seed,
+the test sets' label distributions, and the language-gap diagnostic with its null. Every number in the tables
+is recomputed here from the per-item predictions (:mod:`adamergex.pipeline.analysis`).
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from adamergex.errors import AdamergexError
+from adamergex.pipeline.analysis import Analysis, Comparison, ScoreRow, analyse
+from adamergex.pipeline.predictions import Scored, read_csv, to_csv
 
-@dataclass(frozen=True)
-class ResultRow:
-    """One score: a method's metric on one task and target language, with its 95% bootstrap interval."""
-
-    task: str
-    adapter: str
-    method: str
-    lang: str
-    metric: str
-    value: float
-    low: float
-    high: float
-    n: int
-    t: float | None = None
-    t_chosen_on: str | None = None
-    seed: int = 0
-    protocol: str = "harness"
-    split: str = "test"
+PREDICTIONS = "predictions.csv"
+RECORDS = "records.json"
 
 
-def _cell(value: float, low: float, high: float) -> str:
-    return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
 
 
-def group_rows(rows: Sequence[ResultRow]) -> dict[tuple[str, str, str], list[ResultRow]]:
-    """Rows by (task, adapter kind, metric): one table and one bar plot each."""
-    groups: dict[tuple[str, str, str], list[ResultRow]] = defaultdict(list)
+def _signed(value: float) -> str:
+    return f"{100 * value:+.1f}".replace("-", "−")
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return ""
+    return " p<0.001" if p < 0.001 else f" p={p:.3f}"
+
+
+def _score_cell(row: ScoreRow) -> str:
+    spread = f" ± {_pct(row.seed_sd)}" if row.seed_sd is not None else ""
+    return f"{_pct(row.value)}{spread} [{_pct(row.low)}, {_pct(row.high)}]"
+
+
+def _by_table(rows: Sequence[Any]) -> dict[tuple[str, str, str], list[Any]]:
+    groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
     for row in rows:
         groups[(row.task, row.adapter, row.metric)].append(row)
     return groups
 
 
-def markdown_tables(rows: Sequence[ResultRow], method_order: Sequence[str]) -> str:
-    """One table per (task, adapter kind, metric): methods × languages, ``score [95% CI]`` in percent.
-
-    The best score in each language column is bold; the last column is the unweighted mean over languages.
-    """
-    out: list[str] = []
-    for (task, adapter, metric), group in sorted(group_rows(rows).items()):
-        langs = sorted({r.lang for r in group})
-        by_key = {(r.method, r.lang): r for r in group}
-        methods = [m for m in method_order if any(r.method == m for r in group)]
-        best = {lang: max((r.value for r in group if r.lang == lang), default=None) for lang in langs}
-        means = {m: [by_key[(m, lang)].value for lang in langs if (m, lang) in by_key] for m in methods}
-        best_mean = max((sum(v) / len(v) for v in means.values() if len(v) == len(langs)), default=None)
-        n_values = sorted({r.n for r in group})
-        out.append(f"### {task} · {adapter} · {metric} (%, 95% bootstrap CI; n = {', '.join(map(str, n_values))})\n")
-        out.append("| method | " + " | ".join(langs) + " | mean |")
-        out.append("|---" * (len(langs) + 2) + "|")
-        for method in methods:
-            cells = []
-            for lang in langs:
-                row = by_key.get((method, lang))
-                if row is None:
-                    cells.append("–")
-                    continue
-                text = _cell(row.value, row.low, row.high)
-                cells.append(f"**{text}**" if row.value == best[lang] else text)
-            values = means[method]
-            if len(values) == len(langs):
-                mean = sum(values) / len(values)
-                mean_text = f"{100 * mean:.1f}"
-                cells.append(f"**{mean_text}**" if mean == best_mean else mean_text)
-            else:
+def score_table(rows: Sequence[ScoreRow], source: str) -> list[str]:
+    """Methods × languages for one (task, adapter, metric); best target-language score in bold."""
+    langs = sorted({r.lang for r in rows} - {source, "pooled"})
+    has_source = any(r.lang == source for r in rows)
+    variants = list(dict.fromkeys(r.variant for r in rows))
+    cell = {(r.variant, r.lang): r for r in rows}
+    best = {lang: max(r.value for r in rows if r.lang == lang) for lang in [*langs, "pooled"] if cell_any(rows, lang)}
+    seeds = sorted({s for r in rows for s in r.seeds})
+    n_values = sorted({r.n for r in rows if r.lang not in ("pooled", source)})
+    spread = "mean ± SD across seeds " if len(seeds) > 1 else ""
+    resampled = "items and seeds" if len(seeds) > 1 else "items"
+    out = [f"#### Scores: {rows[0].metric} (%, {spread}[95% CI resampling {resampled}]; n = "
+           f"{', '.join(map(str, n_values))} per language; seeds {', '.join(map(str, seeds))})\n"]  # fmt: skip
+    columns = ([f"{source} (source)"] if has_source else []) + langs + (["mean"] if len(langs) > 1 else [])
+    out.append("| method | " + " | ".join(columns) + " |")
+    out.append("|---" * (len(columns) + 1) + "|")
+    for variant in variants:
+        cells = []
+        for lang in ([source] if has_source else []) + langs + (["pooled"] if len(langs) > 1 else []):
+            row = cell.get((variant, lang))
+            if row is None:
                 cells.append("–")
-            label = method
-            ts = sorted({r.t for r in group if r.method == method and r.t is not None})
-            if ts:
-                label += f" (t = {', '.join(f'{t:g}' for t in ts)})"
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
-        out.append("")
+                continue
+            text = _score_cell(row)
+            cells.append(f"**{text}**" if lang in best and row.value == best[lang] and lang != source else text)
+        out.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return out
+
+
+def cell_any(rows: Sequence[ScoreRow], lang: str) -> bool:
+    return any(r.lang == lang for r in rows)
+
+
+def comparison_table(comparisons: Sequence[Comparison], gaps: Sequence[Comparison], title: str) -> list[str]:
+    """Variants × languages of ``difference [95% CI] p``, with the share of the transfer gap closed."""
+    langs = sorted({c.lang for c in comparisons} - {"pooled"})
+    pooled = any(c.lang == "pooled" for c in comparisons)
+    columns = langs + (["pooled"] if pooled else [])
+    gap = {g.lang: g.difference for g in gaps}
+    gap_column = bool(gaps) and all(lang in gap for lang in columns)
+    cell = {(c.variant, c.lang): c for c in comparisons}
+    out = [f"#### {title}\n", "| method | " + " | ".join(columns) + (" | gap closed |" if gap_column else " |")]
+    out.append("|---" * (len(columns) + 1 + gap_column) + "|")
+    for variant in dict.fromkeys(c.variant for c in comparisons):
+        cells = []
+        for lang in columns:
+            c = cell.get((variant, lang))
+            cells.append("–" if c is None else f"{_signed(c.difference)} [{_signed(c.low)}, {_signed(c.high)}]"
+                         f"{_p(c.p_value)}")  # fmt: skip
+        if gap_column:
+            last = cell.get((variant, columns[-1]))
+            share = last.difference / gap[columns[-1]] if last and gap[columns[-1]] else None
+            cells.append("–" if share is None else f"{100 * share:.0f}%")
+        out.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return out
+
+
+def gap_line(gaps: Sequence[Comparison], source: str) -> str:
+    parts = []
+    for g in gaps:
+        interval = "" if g.low is None else f" [{_signed(g.low)}, {_signed(g.high)}]"  # type: ignore[arg-type]
+        parts.append(f"{g.lang} {_signed(g.difference)}{interval}")
+    return (f"Transfer gap of Eng-FT ({source} − target, points, paired by translated item): " + "; ".join(parts)
+            + ". *gap closed* = the method's difference to Eng-FT divided by this gap (last column's "
+            "languages).")  # fmt: skip
+
+
+def chosen_t_table(chosen: Sequence[dict[str, Any]]) -> list[str]:
+    langs = sorted({c["lang"] for c in chosen})
+    cells: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for c in sorted(chosen, key=lambda c: c["seed"]):
+        cells[(c["variant"], c["lang"])].append(f"{c['t']:g} (seed {c['seed']})")
+    out = ["#### t chosen per language and seed\n", "| method | " + " | ".join(langs) + " |"]
+    out.append("|---" * (len(langs) + 1) + "|")
+    for variant in dict.fromkeys(c["variant"] for c in chosen):
+        out.append(
+            f"| {variant} | " + " | ".join(", ".join(cells.get((variant, lang), ["–"])) for lang in langs) + " |"
+        )
+    return out
+
+
+def label_table(counts: dict[str, list[int]], labels: Sequence[str], majority: dict[str, Any]) -> list[str]:
+    width = max([len(labels), *(len(c) for c in counts.values())])
+    names = [labels[i] if i < len(labels) else str(i) for i in range(width)]
+    out = ["#### Test-set labels (% of items) and the majority class\n",
+           "| language | n | " + " | ".join(names) + " |", "|---" * (width + 2) + "|"]  # fmt: skip
+    for lang, row in counts.items():
+        row = row + [0] * (width - len(row))
+        total = sum(row)
+        out.append(f"| {lang} | {total} | " + " | ".join(f"{100 * c / total:.1f}" for c in row) + " |")
+    for key, value in sorted(majority.items()):
+        label = value["label"]
+        name = names[label] if label < len(names) else str(label)
+        out.append(f"\nMajority class of the training split ({key}): **{name}** "
+                   f"({value['count']} of {value['n']} training items).")  # fmt: skip
+    return out
+
+
+def diagnostics_markdown(diagnostics: dict[str, dict[str, Any]]) -> str:
+    """The assumption check with its null: random directions, and the replicate (noise-floor) cosine."""
+    alignment = {k: v for k, v in diagnostics.items() if v.get("type", "alignment") == "alignment" and v}
+    stability = {k: v for k, v in diagnostics.items() if v.get("type") == "reference_stability"}
+    task_stability = {k: v for k, v in diagnostics.items() if v.get("type") == "task_stability"}
+    cross = {k: v for k, v in diagnostics.items() if v.get("type") == "cross"}
+    lines: list[str] = []
+    if alignment:
+        lines += ["### Language-gap alignment: gap(task) = target-ft − T vs gap(ref) = Rt − Rs, cosine per module\n",
+                  "| adapter · language · seed | modules | cosine mean | random-direction null (mean ± 2 SD) | "
+                  "replicate cosine of gap(ref) | replicate cosine of gap(task) | norm ratio median | reading |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for key, s in sorted(alignment.items()):
+            adapter, lang = s.get("adapter", key.split("/")[1]), s.get("lang", key.split("/")[2])
+            ref = _replicate(stability, adapter, lang)
+            task = _replicate(task_stability, adapter, lang, s.get("task"))
+            null = s.get("null_sd_of_mean")
+            null_text = f"0 ± {2 * null:.3f}" if null is not None else "–"
+            reading = _reading(s["cosine_mean"], null, ref, task)
+            lines.append(f"| {key} | {s['modules']} | {s['cosine_mean']:.3f} | {null_text} | {_fmt(ref)} | "
+                         f"{_fmt(task)} | {s['norm_ratio_median']:.3f} | {reading} |")  # fmt: skip
+        lines.append("")
+    if stability and not alignment:
+        lines += ["### Reference-gap stability across seeds (cosine of Rt − Rs, per module)\n",
+                  "| adapter · language | seeds | modules | cosine mean | random-direction null (± 2 SD) |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for s in stability.values():
+            lines.append(f"| {s['adapter']} · {s['lang']} | {s['seeds']} | {s['modules']} | {s['cosine_mean']:.3f} | "
+                         f"0 ± {2 * s['null_sd_of_mean']:.3f} |")  # fmt: skip
+        lines.append("")
+    if cross:
+        lines += ["### LoRA cross merge vs the additive rule: ‖ΔW_cross − ΔW_additive‖ / ‖ΔW_additive‖ per module\n",
+                  "| task · language · seed · t | modules | median | max |", "|---|---|---|---|"]  # fmt: skip
+        for key, s in sorted(cross.items()):
+            lines.append(f"| {key.removeprefix('cross/')} | {s['modules']} | {s['relative_difference_median']:.3g} | "
+                         f"{s['relative_difference_max']:.3g} |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _replicate(stability: dict[str, dict[str, Any]], adapter: str, lang: str, task: str | None = None) -> float | None:
+    values = [s["cosine_mean"] for s in stability.values()
+              if s["adapter"] == adapter and s["lang"] == lang and (task is None or s.get("task") == task)]  # fmt: skip
+    return sum(values) / len(values) if values else None
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _reading(cosine: float, null_sd: float | None, reference: float | None, task: float | None) -> str:
+    """Read the cosine only against its null: random directions, then what replicates reach."""
+    if null_sd is not None and abs(cosine) <= 2 * null_sd:
+        return "within the random-direction null"
+    if reference is None or task is None or reference <= 0 or task <= 0:
+        return "above random; no replicate cosine to compare with"
+    ceiling = (reference * task) ** 0.5
+    return f"{100 * cosine / ceiling:.0f}% of the replicate ceiling √(ref · task) = {ceiling:.3f}"
+
+
+def render_markdown(analysis: Analysis, records: dict[str, Any]) -> str:
+    """``results.md`` from an :class:`Analysis` and the run's records (header, notes, diagnostics)."""
+    info = records["info"]
+    source = info["source_lang"]
+    out = [f"# Results: {info.get('name', 'experiment')}\n"]
+    if info.get("header"):
+        out.append(info["header"] + "\n")
+    if records.get("wall_time_s") is not None:
+        out.append(f"Wall time of this run: {records['wall_time_s'] / 60:.1f} min.\n")
+    scores, comparisons, gaps = _by_table(analysis.scores), _by_table(analysis.comparisons), _by_table(analysis.gaps)
+    for task, adapter in dict.fromkeys((t, a) for t, a, _ in scores):
+        out.append(f"## {task} · {adapter}\n")
+        metrics = info["tasks"][task]["metrics"]
+        for metric in metrics:
+            out += [*score_table(scores[(task, adapter, metric)], source), ""]
+        for metric in metrics:
+            rows = [c for c in comparisons.get((task, adapter, metric), []) if c.reference == "eng-ft"]
+            if rows:
+                what = "exact McNemar p" if rows[0].discordant is not None else "no McNemar test: not right/wrong"
+                title = f"vs Eng-FT: {metric} difference (points; paired 95% CI; {what})"
+                out += [*comparison_table(rows, gaps.get((task, adapter, metric), []), title), ""]
+                if gaps.get((task, adapter, metric)):
+                    out += [gap_line(gaps[(task, adapter, metric)], source), ""]
+        for metric in metrics[:1]:
+            rows = [c for c in comparisons.get((task, adapter, metric), []) if c.reference.startswith("arimerge")]
+            if rows:
+                out += [*comparison_table(rows, [], f"vs AriMerge: {metric} difference (points; paired 95% CI; "
+                                                    "exact McNemar p)"), ""]  # fmt: skip
+        chosen = [c for c in analysis.chosen_t if c["task"] == task and c["adapter"] == adapter]
+        if chosen:
+            out += [*chosen_t_table(chosen), ""]
+    for task, counts in analysis.label_counts.items():
+        majority = {k: v for k, v in info.get("majority", {}).items() if k.startswith(f"{task}/")}
+        out += [f"## {task}: labels\n", *label_table(counts, info["tasks"][task].get("labels", []), majority), ""]
+    diagnostics = diagnostics_markdown(records.get("diagnostics", {}))
+    if diagnostics:
+        out += ["## The assumption behind the method\n", diagnostics]
+    notes = [*info.get("selections", {}).values(), *dict.fromkeys(records.get("notes", []))]
+    if notes:
+        out += ["Notes:\n", *(f"- {n}" for n in notes), ""]
     return "\n".join(out)
 
 
-def write_tables(rows: Sequence[ResultRow], folder: Path, method_order: Sequence[str]) -> dict[str, Path]:
-    """Write results.md, results.csv and results.json into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {"md": folder / "results.md", "csv": folder / "results.csv", "json": folder / "results.json"}
-    paths["md"].write_text(markdown_tables(rows, method_order))
-    with open(paths["csv"], "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(ResultRow.__dataclass_fields__))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
-    paths["json"].write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    return paths
+def _scores_csv(rows: Sequence[ScoreRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(ScoreRow.__dataclass_fields__), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row))
+    return buffer.getvalue()
 
 
-def plot_t_curves(curves: dict[str, list[tuple[float, float]]], path: Path, *, title: str, ylabel: str) -> Path:
-    """Score against t, one line per language (points sorted by t)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for lang, points in sorted(curves.items()):
-        ordered = sorted(points)
-        axis.plot([t for t, _ in ordered], [100 * s for _, s in ordered], marker="o", label=lang)
-    axis.axvline(0.0, color="grey", linewidth=0.8, linestyle=":")
-    axis.set_xlabel("t")
-    axis.set_ylabel(ylabel)
-    axis.set_title(title)
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+def load_run(folder: Path) -> tuple[list[Scored], dict[str, Any]]:
+    """The per-item predictions and the records of a finished run (or of a published results folder)."""
+    records_path, predictions_path = folder / RECORDS, folder / PREDICTIONS
+    for path in (records_path, predictions_path):
+        if not path.is_file():
+            raise AdamergexError(f"{folder} has no {path.name} (expected the folder of a finished `adamergex run`)")
+    try:
+        records = json.loads(records_path.read_text())
+        info = records["info"]
+        kinds = {task: value["task_kind"] for task, value in info["tasks"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise AdamergexError(f"{records_path} is not a records file of this version ({error})") from None
+    return read_csv(predictions_path, kinds), records
 
 
-def plot_method_bars(rows: Sequence[ResultRow], path: Path, method_order: Sequence[str], *, title: str) -> Path:
-    """Grouped bars: one group per language, one bar per method, with 95% interval whiskers."""
-    import matplotlib
+def write_report(folder: Path, out: Path | None = None, *, force: bool = True) -> Path:
+    """Rebuild the report of the run in ``folder`` into ``out`` (default ``folder/results``), atomically."""
+    from adamergex.adapters.io import atomic_directory
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    langs = sorted({r.lang for r in rows})
-    methods = [m for m in method_order if any(r.method == m for r in rows)]
-    by_key = {(r.method, r.lang): r for r in rows}
-    width = 0.8 / max(len(methods), 1)
-    figure, axis = plt.subplots(figsize=(max(6, 1.6 * len(langs) + 2), 4))
-    for i, method in enumerate(methods):
-        xs, heights, errors = [], [], [[], []]
-        for j, lang in enumerate(langs):
-            row = by_key.get((method, lang))
-            if row is None:
-                continue
-            xs.append(j + (i - (len(methods) - 1) / 2) * width)
-            heights.append(100 * row.value)
-            errors[0].append(100 * (row.value - row.low))
-            errors[1].append(100 * (row.high - row.value))
-        axis.bar(xs, heights, width=width, yerr=errors, capsize=2, label=method)
-    axis.set_xticks(range(len(langs)), langs)
-    axis.set_ylabel(f"{rows[0].metric} (%)" if rows else "score")
-    axis.set_title(title)
-    axis.legend(fontsize=8, ncol=min(len(methods), 4))
-    axis.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    scored, records = load_run(folder)
+    analysis = analyse(scored, records["info"])
+    out = out or folder / "results"
+    with atomic_directory(out, force=force) as target:
+        (target / "results.md").write_text(render_markdown(analysis, records))
+        (target / "results.csv").write_text(_scores_csv(analysis.scores))
+        payload = {"info": records["info"], "scores": [asdict(r) for r in analysis.scores],
+                   "comparisons": [asdict(c) for c in analysis.comparisons],
+                   "transfer_gap": [asdict(g) for g in analysis.gaps], "label_counts": analysis.label_counts,
+                   "chosen_t": analysis.chosen_t, "curves": records.get("curves", {})}  # fmt: skip
+        (target / "results.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+        (target / "diagnostics.json").write_text(json.dumps(records.get("diagnostics", {}), indent=2))
+        (target / PREDICTIONS).write_bytes(to_csv(scored).encode("utf-8"))
+        (target / RECORDS).write_text(json.dumps(records, indent=2, ensure_ascii=False))
+        write_plots(analysis, records, target)
+    return out
 
 
-def diagnostics_markdown(summaries: dict[str, dict[str, Any]]) -> str:
-    """The assumption check per target language: cosine and norm ratio of the two language gaps."""
-    if not summaries:
-        return ""
-    lines = [
-        "### Language-gap alignment (ΔW(task, tgt) − ΔW(task, src) vs ΔW(Rt) − ΔW(Rs), per module)\n",
-        "| language | modules | cosine mean | cosine median | norm ratio median |",
-        "|---|---|---|---|---|",
-    ]
-    for lang, s in sorted(summaries.items()):
-        lines.append(
-            f"| {lang} | {s['modules']} | {s['cosine_mean']:.3f} | {s['cosine_median']:.3f} | "
-            f"{s['norm_ratio_median']:.3f} |"
-        )
-    return "\n".join(lines) + "\n"
+def write_plots(analysis: Analysis, records: dict[str, Any], folder: Path) -> None:
+    """Method bars, differences vs Eng-FT with intervals, dev curves of t and test scores against t."""
+    from adamergex.pipeline import plots
+
+    source = records["info"]["source_lang"]
+    for (task, adapter, metric), rows in _by_table(analysis.scores).items():
+        plots.method_bars([r for r in rows if r.lang != "pooled"], folder / f"methods_{task}_{adapter}_{metric}.png",
+                          title=f"{task} · {adapter} · {metric}", source=source)  # fmt: skip
+        fixed = [r for r in rows if r.selection == "fixed" and r.lang not in ("pooled",)]
+        if len({r.t for r in fixed}) > 1:
+            plots.t_sensitivity(fixed, folder / f"t_test_{task}_{adapter}_{metric}.png",
+                                title=f"test {metric} against t · {task} · {adapter}")  # fmt: skip
+    for (task, adapter, metric), rows in _by_table(analysis.comparisons).items():
+        versus = [c for c in rows if c.reference == "eng-ft"]
+        if versus:
+            plots.differences(versus, folder / f"vs_engft_{task}_{adapter}_{metric}.png",
+                              title=f"{metric}: method − Eng-FT · {task} · {adapter}")  # fmt: skip
+    for key, curves in records.get("curves", {}).items():
+        plots.t_curves(curves, folder / f"t_curve_{key.replace('/', '_')}.png", title=f"t selection · {key}")

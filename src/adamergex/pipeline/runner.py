@@ -11,11 +11,12 @@ last checkpoint (checkpoints live outside the step folder until the step is seal
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,16 @@ from rich.console import Console
 
 from adamergex.errors import AdamergexError
 from adamergex.files import atomic_write_text
+from adamergex.pipeline.analysis import ScoreRow, analyse
 from adamergex.pipeline.cache import StepCache, step_key
-from adamergex.pipeline.config import METHODS, ExperimentConfig, TaskSpec
-from adamergex.pipeline.report import ResultRow
-from adamergex.pipeline.tuning import search_t
+from adamergex.pipeline.config import METHODS, SMALL_DEV, ExperimentConfig, TaskSpec
+from adamergex.pipeline.predictions import Scored, from_eval_record, to_csv
+from adamergex.pipeline.report import PREDICTIONS, RECORDS, write_report
+from adamergex.pipeline.tuning import information_maximisation, search_t
 
 MERGE_METHODS = ("arimerge", "adamergex", "adamergex-cross", "factor")
-T_METHODS = ("adamergex", "adamergex-cross", "factor")
+T_METHODS = MERGE_METHODS
+SELECTIONS = {"source": "source-dev", "target": "target-dev", "unlabelled": "unlabelled"}
 
 
 @dataclass
@@ -44,29 +48,22 @@ class StepLog:
 
 @dataclass
 class RunRecords:
-    """Everything the report is built from (``records.json`` in the run folder)."""
+    """Everything the report is built from: per-item predictions (``predictions.csv``) and the rest
+    (``records.json``: t curves, diagnostics, notes, and ``info`` — tasks, labels, majority class, settings)."""
 
-    rows: list[ResultRow] = field(default_factory=list)
+    scored: list[Scored] = field(default_factory=list)
     curves: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict)
     diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "rows": [asdict(r) for r in self.rows],
-            "curves": self.curves,
-            "diagnostics": self.diagnostics,
-            "notes": self.notes,
-        }
+        return {"info": self.info, "curves": self.curves, "diagnostics": self.diagnostics, "notes": self.notes}
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunRecords:
-        return cls(
-            rows=[ResultRow(**r) for r in data["rows"]],
-            curves={k: {lang: [tuple(p) for p in v] for lang, v in c.items()} for k, c in data["curves"].items()},
-            diagnostics=data.get("diagnostics", {}),
-            notes=data.get("notes", []),
-        )
+    @property
+    def rows(self) -> list[ScoreRow]:
+        """Scores per method and language, pooled over seeds (as in the report)."""
+        return analyse(self.scored, self.info, resamples=200).scores if self.scored else []
 
 
 class Pipeline:
@@ -160,7 +157,8 @@ class Pipeline:
                        label: str) -> tuple[str, Path]:  # fmt: skip
         """A cached merge of the trained adapters for ``method`` (and ``t``).
 
-        At t = 0 every method with a t gives back the task adapter (ΔW_T, l_T), so its folder is reused.
+        At t = 0 every method with a t gives back the task adapter (ΔW_T, l_T), so its folder is reused. AriMerge
+        is ``T + t·Rt`` (LoRA on ΔW; (IA)³ on deviations from identity, ``l_T + t·(l_Rt − 1)``).
         """
         if method in T_METHODS and t == 0.0:
             return parts["task"]
@@ -180,7 +178,7 @@ class Pipeline:
         with self.cache.produce("merge", key, inputs) as folder:
             out = folder / "adapter"
             if method == "arimerge":
-                adamergex.combine([task, target], [1.0, 1.0], out)
+                adamergex.combine([task, target], [1.0, t], out, ia3_rule="deviation")  # type: ignore[list-item]
             elif method == "adamergex":
                 mode = self.config.merge_mode if lora else "multiplicative"
                 adamergex.merge(task, target, source, t, out, mode=mode,
@@ -197,12 +195,15 @@ class Pipeline:
 
     def _lora_cross(self, task: Path, target: Path, source: Path, t: float, out: Path) -> None:
         from adamergex.adapters.io import read_adapter, write_adapter
-        from adamergex.merging.cross import multiplicative_lora_cross
+        from adamergex.merging.cross import cross_vs_additive, multiplicative_lora_cross
 
         adapters = [read_adapter(p) for p in (task, target, source)]
         wanted = set().union(*(a.modules for a in adapters))
         weights = {n: m.weight.detach().float().cpu() for n, m in self.base.model.named_modules() if n in wanted}
         result = multiplicative_lora_cross(adapters, weights, t)  # type: ignore[arg-type]
+        difference = cross_vs_additive(adapters, weights, t)  # type: ignore[arg-type]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        (out.parent / "cross_vs_additive.json").write_text(json.dumps(difference, indent=2))
         write_adapter(result.adapter, out, provenance={"tool": "adamergex", "method": "adamergex-cross", "t": t,
                                                        "inputs": [str(task), str(target), str(source)]})  # fmt: skip
 
@@ -255,22 +256,72 @@ class Pipeline:
         config = self.config
         self._validate()
         self.cache.sweep()
-        records = RunRecords()
+        records = RunRecords(info=self._info())
         targets = [lang for task in config.tasks for lang in config.task_languages(task)]
         langs = list(dict.fromkeys([config.source_lang, *targets]))
         methods = list(config.methods)
         for adapter in config.adapters:
+            trained: dict[int, dict[str, Any]] = {}
             for seed in config.seeds:
                 references = {lang: self.reference_adapter(adapter, lang, seed) for lang in langs}
+                trained[seed] = {"references": references, "tasks": {}}
                 for task in config.tasks:
-                    self._run_task(records, adapter, seed, task, references, methods)
+                    trained[seed]["tasks"][task.name] = self._run_task(records, adapter, seed, task, references,
+                                                                       methods)  # fmt: skip
+            self._noise_floor(records, adapter, langs, trained)
         return records
+
+    def _info(self) -> dict[str, Any]:
+        """What the report needs besides the predictions: tasks, labels, settings, majority classes."""
+        from adamergex.data.tasks import get_task
+
+        config = self.config
+        headline = SELECTIONS[config.tuning.dev] if config.t == "tune" else "fixed"
+        tasks: dict[str, Any] = {}
+        for spec in config.tasks:
+            task = get_task(spec.name)
+            tasks[spec.name] = {"task_kind": task.kind, "metrics": list(task.metrics),
+                                "labels": list(getattr(task, "labels", None) or ())}  # fmt: skip
+        header = (f"Base model `{config.base_model}`, source language `{config.source_lang}`, protocol "
+                  f"`{config.protocol}`, seeds {config.seeds}, merge mode `{config.merge_mode}`.")  # fmt: skip
+        return {"name": config.name, "header": header, "source_lang": config.source_lang, "headline": headline,
+                "methods": list(METHODS), "tasks": tasks, "selections": self._selection_notes(),
+                "majority": {}}  # fmt: skip
+
+    def _selection_notes(self) -> dict[str, str]:
+        config, tuning = self.config, self.config.tuning
+        if config.t != "tune":
+            return {"fixed": f"t fixed at {', '.join(f'{t:g}' for t in self._t_values() or [])} (no selection)."}
+        notes = {}
+        for spec in config.tasks:
+            settings = [tuning.dev, *(s for s in tuning.compare if s != tuning.dev)]
+            for setting in settings:
+                role = "the headline" if setting == tuning.dev else "a comparison"
+                chosen_on = self._chosen_on(spec, setting)
+                notes[f"{spec.name}/{SELECTIONS[setting]}"] = f"{spec.name}: t {chosen_on}; {role}."
+        if tuning.compare_t:
+            values = ", ".join(f"{t:g}" for t in tuning.compare_t)
+            notes["fixed"] = (f"Rows marked (t = …) evaluate a fixed t on the test set ({values}): t = 1 is the "
+                              "method's own value, with no selection at all.")  # fmt: skip
+        return notes
+
+    def _chosen_on(self, task: TaskSpec, setting: str, lang: str = "target") -> str:
+        source = self.config.source_lang
+        if setting == "source":
+            return (f"chosen on the {source} dev split (n={task.dev_size}), the merge scored in the source "
+                    "language: strict zero-shot (no target-language data); this objective favours small t")  # fmt: skip
+        if setting == "unlabelled":
+            return (f"chosen label-free on {lang} dev inputs (n={task.dev_size}; labels unused) by information "
+                    "maximisation H(mean p) − mean H(p)")  # fmt: skip
+        return (f"chosen on a labelled {lang}-language dev split (n={task.dev_size}): few-shot, uses target-language "
+                "labels")  # fmt: skip
 
     def _validate(self) -> None:
         """Refuse, before any work, a task that lacks one of the languages or splits the run needs."""
         from adamergex.data.tasks import get_task
 
         self.splits: dict[str, dict[str, str]] = {}
+        tuning = self.config.tuning
         for spec in self.config.tasks:
             task = get_task(spec.name)
             for lang in (self.config.source_lang, *self.config.task_languages(spec)):
@@ -283,159 +334,192 @@ class Pipeline:
             for split in splits.values():
                 task.check_split(split)
             self.splits[spec.name] = splits
+            if "unlabelled" in (tuning.dev, *tuning.compare) and task.kind != "multiple_choice":
+                raise AdamergexError(f"tuning.dev unlabelled needs a multiple-choice task (choice likelihoods); "
+                                     f"{spec.name} is {task.kind}")  # fmt: skip
 
     def _run_task(self, records: RunRecords, adapter: str, seed: int, task: TaskSpec,
-                  references: dict[str, tuple[str, Path]], methods: list[str]) -> None:  # fmt: skip
+                  references: dict[str, tuple[str, Path]], methods: list[str]) -> dict[str, Any]:  # fmt: skip
+        """Every method on every target language of ``task`` for one adapter kind and seed; returns the task
+        adapters trained (``task`` and ``target-ft`` per language) for the diagnostics."""
         config = self.config
         source = config.source_lang
-        needs_task = any(m != "base" for m in methods)
+        needs_task = any(m not in ("base", "majority") for m in methods)
         task_adapter = self.task_adapter(adapter, task, source, seed) if needs_task else None
-        metric_key: str | None = None
-
-        def add_row(method: str, lang: str, result: dict[str, Any] | None, t: float | None = None,
-                    chosen_on: str | None = None) -> None:  # fmt: skip
-            nonlocal metric_key
-            if result is None:
-                return
-            for metric, value in result["metrics"].items():
-                metric_key = metric_key or metric
-                records.rows.append(ResultRow(task=task.name, adapter=adapter, method=method, lang=lang,
-                                              metric=metric, value=value["value"], low=value["low"],
-                                              high=value["high"], n=value["n"], t=t, t_chosen_on=chosen_on,
-                                              seed=seed, protocol=config.protocol, split=test))  # fmt: skip
-
+        trained: dict[str, Any] = {"task": task_adapter, "target-ft": {}}
         test = self.splits[task.name]["test"]
+
+        def add(method: str, lang: str, result: dict[str, Any] | None, t: float | None = None,
+                selection: str = "") -> None:  # fmt: skip
+            if result is not None:
+                records.scored.append(from_eval_record(result, task=task.name, kind=adapter, method=method, lang=lang,
+                                                       seed=seed, t=t, selection=selection))  # fmt: skip
+
+        if "majority" in methods:
+            for lang in [source, *config.task_languages(task)]:
+                add("majority", lang, self._majority(records, adapter, task, lang, seed))
+        if "eng-ft" in methods:
+            add("eng-ft", source, self.evaluate(task_adapter, task, source, test, task.test_size, f"eng-ft/{source}"))
         for lang in config.task_languages(task):
             parts = {"task": task_adapter, "reference_target": references[lang], "reference_source": references[source]}
             if "base" in methods:
-                add_row("base", lang, self.evaluate(None, task, lang, test, task.test_size, f"base/{lang}"))
+                add("base", lang, self.evaluate(None, task, lang, test, task.test_size, f"base/{lang}"))
             if "eng-ft" in methods:
-                add_row("eng-ft", lang, self.evaluate(task_adapter, task, lang, test, task.test_size,
-                                                      f"eng-ft/{lang}"))  # fmt: skip
-            if "arimerge" in methods:
-                merged = self.merged_adapter("arimerge", adapter, parts, None, f"arimerge/{lang}")  # type: ignore[arg-type]
-                add_row("arimerge", lang, self.evaluate(merged, task, lang, test, task.test_size, f"arimerge/{lang}"))
+                add("eng-ft", lang, self.evaluate(task_adapter, task, lang, test, task.test_size, f"eng-ft/{lang}"))
             for method in (m for m in T_METHODS if m in methods):
                 if method == "factor" and adapter != "lora":
                     records.notes.append("factor mode applies to LoRA only; skipped for (IA)³")
                     continue
-                for t, chosen_on in self._choose_t(records, method, adapter, seed, task, lang, parts):
+                for t, selection in self._choose_t(records, method, adapter, seed, task, lang, parts):
                     merged = self.merged_adapter(method, adapter, parts, t, f"{method}/{lang}/t={t:g}")  # type: ignore[arg-type]
                     result = self.evaluate(merged, task, lang, test, task.test_size, f"{method}/{lang}/t={t:g}")
-                    add_row(method, lang, result, t, chosen_on)
+                    add(method, lang, result, t, selection)
+                    if method == "adamergex-cross" and adapter == "lora":
+                        self._record_cross(records, merged[1], f"cross/{task.name}/{lang}/seed{seed}/t={t:g}")
             if "target-ft" in methods:
                 target_ft = self.task_adapter(adapter, task, lang, seed)
-                add_row("target-ft", lang, self.evaluate(target_ft, task, lang, test, task.test_size,
-                                                         f"target-ft/{lang}"))  # fmt: skip
-                if adapter == "lora" and not self.dry_run and task_adapter is not None:
-                    records.diagnostics[f"{task.name}/{adapter}/{lang}/seed{seed}"] = self._diagnose(
-                        task_adapter[1], target_ft[1], references[lang][1], references[source][1])  # fmt: skip
+                trained["target-ft"][lang] = target_ft
+                add("target-ft", lang, self.evaluate(target_ft, task, lang, test, task.test_size, f"target-ft/{lang}"))
+                if not self.dry_run and task_adapter is not None:
+                    summary = self._diagnose(task_adapter[1], target_ft[1], references[lang][1], references[source][1])
+                    records.diagnostics[f"{task.name}/{adapter}/{lang}/seed{seed}"] = {
+                        "type": "alignment", "task": task.name, "adapter": adapter, "lang": lang, "seed": seed,
+                        **summary}  # fmt: skip
+        return trained
+
+    def _majority(self, records: RunRecords, adapter: str, task: TaskSpec, lang: str, seed: int
+                  ) -> dict[str, Any] | None:  # fmt: skip
+        """The majority-class "method": the training split's most frequent label predicted for every test item."""
+        from adamergex.data.tasks import get_task
+
+        spec = get_task(task.name)
+        if spec.kind != "multiple_choice":
+            records.notes.append(f"majority applies to classification tasks only; skipped for {task.name}")
+            return None
+        if self.dry_run:
+            return None
+        protocol, options = self.config.protocol, dict(task.options)
+        key = f"{task.name}/seed{seed}"
+        if key not in records.info["majority"]:
+            train = spec.load(self.config.source_lang, task.train_split, limit=task.train_size, seed=seed, **options)
+            golds = [int(spec.render(item, protocol).gold) for item in train]
+            counts = Counter(golds)
+            label = min(counts, key=lambda value: (-counts[value], value))  # ties: the smallest label index
+            records.info["majority"][key] = {"label": label, "count": golds.count(label), "n": len(golds)}
+        label = records.info["majority"][key]["label"]
+        items = spec.load(lang, self.splits[task.name]["test"], limit=task.test_size, **options)
+        golds = [int(spec.render(item, protocol).gold) for item in items]
+        return {"predictions": [{"id": item.id, "prediction": label, "gold": gold}
+                                for item, gold in zip(items, golds, strict=True)]}  # fmt: skip
+
+    def _record_cross(self, records: RunRecords, merged: Path, key: str) -> None:
+        path = merged.parent / "cross_vs_additive.json"
+        if self.dry_run or not path.is_file():
+            return
+        values = list(json.loads(path.read_text()).values())
+        records.diagnostics[key] = {"type": "cross", "modules": len(values),
+                                    "relative_difference_median": statistics.median(values),
+                                    "relative_difference_max": max(values)}  # fmt: skip
 
     def _choose_t(self, records: RunRecords, method: str, adapter: str, seed: int, task: TaskSpec, lang: str,
                   parts: dict[str, tuple[str, Path]]) -> list[tuple[float, str]]:  # fmt: skip
-        """The t values to report for ``method``: fixed ones, or one tuned on a dev set."""
+        """The (t, selection) pairs to report for ``method``: fixed ones, or one per selection setting, plus
+        the fixed comparison values ``tuning.compare_t``."""
         fixed = self._t_values()
         if fixed is not None:
             return [(t, "fixed") for t in fixed]
         tuning = self.config.tuning
-        dev_lang = lang if tuning.dev == "target" else self.config.source_lang
-        chosen_on = f"{dev_lang} dev (n={task.dev_size})"
+        chosen = []
+        for setting in dict.fromkeys([tuning.dev, *tuning.compare]):
+            chosen.append((self._tune(records, method, adapter, seed, task, lang, parts, setting), SELECTIONS[setting]))
+        if tuning.compare_langs is None or lang in tuning.compare_langs:
+            chosen += [(float(t), "fixed") for t in dict.fromkeys(tuning.compare_t)]
+        return chosen
+
+    def _tune(self, records: RunRecords, method: str, adapter: str, seed: int, task: TaskSpec, lang: str,
+              parts: dict[str, tuple[str, Path]], setting: str) -> float:  # fmt: skip
+        """t chosen for ``method`` on ``lang`` in one selection setting (source, target or unlabelled dev)."""
+        tuning = self.config.tuning
+        dev_lang = self.config.source_lang if setting == "source" else lang
         if self.dry_run:
             for t in tuning.grid:
                 self.merged_adapter(method, adapter, parts, float(t), f"{method}/{lang}/t={t:g}")
-            return [(float(tuning.grid[0]), chosen_on)]
+            return float(tuning.grid[0])
 
         def objective(t: float) -> float:
             merged = self.merged_adapter(method, adapter, parts, t, f"{method}/{lang}/t={t:g}")
             dev = self.splits[task.name]["dev"]
             result = self.evaluate(merged, task, dev_lang, dev, task.dev_size, f"tune/{method}/{lang}/t={t:g}")
             assert result is not None
+            if setting == "target" and result["n"] < SMALL_DEV and not tuning.force_small_dev:
+                raise AdamergexError(f"the {dev_lang} dev split of {task.name} has {result['n']} items; tuning "
+                                     f"on fewer than {SMALL_DEV} selects t on noise (set "
+                                     "tuning.force_small_dev)")  # fmt: skip
+            if setting == "unlabelled":
+                return information_maximisation([p["loglikelihoods"] for p in result["predictions"]])
             return float(next(iter(result["metrics"].values()))["value"])
 
         search = search_t(objective, tuning.grid, refine_rounds=tuning.refine_rounds, budget=tuning.budget)
-        records.curves.setdefault(f"{task.name}/{adapter}/{method}/seed{seed}", {})[lang] = search.sorted_curve()
-        self.console.print(f"t for {method}/{lang}: {search.best_t:g} (on {chosen_on}, score {search.best_score:.3f})")
-        return [(search.best_t, chosen_on)]
+        key = f"{task.name}/{adapter}/{method}/{SELECTIONS[setting]}/seed{seed}"
+        records.curves.setdefault(key, {})[lang] = search.sorted_curve()
+        self.console.print(f"t for {method}/{lang} ({setting} dev): {search.best_t:g} (objective "
+                           f"{search.best_score:.3f})")  # fmt: skip
+        return search.best_t
 
     def _diagnose(self, task: Path, target_ft: Path, reference_target: Path, reference_source: Path) -> dict:
         from adamergex.adapters.io import read_adapter
-        from adamergex.pipeline.diagnostics import language_gap_alignment, summarize
+        from adamergex.pipeline.diagnostics import gap_alignment, summarize
 
         adapters = [read_adapter(p) for p in (task, target_ft, reference_target, reference_source)]
-        return summarize(language_gap_alignment(*adapters))  # type: ignore[arg-type]
+        return summarize(gap_alignment(*adapters))
 
+    def _noise_floor(self, records: RunRecords, adapter: str, langs: list[str],
+                     trained: dict[int, dict[str, Any]]) -> None:  # fmt: skip
+        """Replicate cosines: the reference gap Rt − Rs (and the task gap, where target-ft exists) across seeds.
 
-def aggregate_seeds(rows: list[ResultRow]) -> list[ResultRow]:
-    """Average rows that differ only by seed (value and interval bounds averaged; n kept)."""
-    groups: dict[tuple, list[ResultRow]] = defaultdict(list)
-    for row in rows:
-        groups[(row.task, row.adapter, row.method, row.lang, row.metric, row.t)].append(row)
-    out = []
-    for group in groups.values():
-        if len(group) == 1:
-            out.append(group[0])
-            continue
-        first = group[0]
-        out.append(ResultRow(**{**asdict(first), "value": statistics.fmean(r.value for r in group),
-                                "low": statistics.fmean(r.low for r in group),
-                                "high": statistics.fmean(r.high for r in group), "seed": -1}))  # fmt: skip
-    return out
-
-
-def write_report(run_dir: Path, records: RunRecords, config: ExperimentConfig | None = None,
-                 wall_time_s: float | None = None) -> Path:  # fmt: skip
-    """Write ``run_dir/results``: results.md/.csv/.json, plots and the diagnostic, atomically."""
-    from adamergex.adapters.io import atomic_directory
-    from adamergex.pipeline.report import (
-        diagnostics_markdown,
-        group_rows,
-        plot_method_bars,
-        plot_t_curves,
-        write_tables,
-    )
-
-    rows = aggregate_seeds(records.rows)
-    out = run_dir / "results"
-    with atomic_directory(out, force=True) as folder:
-        write_tables(rows, folder, METHODS)
-        text = (folder / "results.md").read_text()
-        header = f"# Results: {config.name}\n\n" if config else "# Results\n\n"
-        if config:
-            header += (f"Base model `{config.base_model}`, source language `{config.source_lang}`, protocol "
-                       f"`{config.protocol}`, seeds {config.seeds}, merge mode `{config.merge_mode}`.\n\n")  # fmt: skip
-        if wall_time_s is not None:
-            header += f"Wall time of this run: {wall_time_s / 60:.1f} min.\n\n"
-        chosen = sorted({f"{r.method}: t chosen on {r.t_chosen_on}" for r in rows if r.t_chosen_on})
-        notes = [*chosen, *dict.fromkeys(records.notes)]
-        footer = "\n".join(f"- {n}" for n in notes)
-        (folder / "results.md").write_text(header + text + "\n" + diagnostics_markdown(records.diagnostics) +
-                                           ("\nNotes:\n" + footer + "\n" if footer else ""))  # fmt: skip
-        (folder / "diagnostics.json").write_text(json.dumps(records.diagnostics, indent=2))
-        for key, curves in records.curves.items():
-            name = key.replace("/", "_")
-            plot_t_curves(
-                curves, folder / f"t_curve_{name}.png", title=f"dev score vs t · {key}", ylabel="dev score (%)"
-            )
-        for (task, adapter, metric), group in group_rows(rows).items():
-            plot_method_bars(group, folder / f"methods_{task}_{adapter}_{metric}.png", METHODS,
-                             title=f"{task} · {adapter} · {metric}")  # fmt: skip
-    return out
-
-
-def load_records(run_dir: Path) -> tuple[RunRecords, ExperimentConfig | None, float | None]:
-    """The records (and config, wall time) a finished run wrote, for rebuilding its report."""
-    path = run_dir / "records.json"
-    if not path.is_file():
-        raise AdamergexError(f"{run_dir} has no records.json (expected the folder of a finished `adamergex run`)")
-    data = json.loads(path.read_text())
-    config_path = run_dir / "config.json"
-    config = ExperimentConfig.model_validate_json(config_path.read_text()) if config_path.is_file() else None
-    return RunRecords.from_json(data), config, data.get("wall_time_s")
+        With one seed and ``diagnostics.noise_floor: replicate``, the reference adapters of one more seed are
+        trained for the purpose (they are what a second seed would train, so a later two-seed run reuses them).
+        """
+        mode = self.config.diagnostics.noise_floor
+        seeds = sorted(trained)
+        if mode == "off" or (len(seeds) < 2 and mode == "auto"):
+            if mode == "auto" and any(d.get("type") == "alignment" for d in records.diagnostics.values()):
+                records.notes.append("no noise floor for the diagnostic: one seed (set diagnostics.noise_floor: "
+                                     "replicate, or run two seeds)")  # fmt: skip
+            return
+        if len(seeds) < 2:
+            extra = max(seeds) + 1
+            trained[extra] = {"references": {lang: self.reference_adapter(adapter, lang, extra) for lang in langs},
+                              "tasks": {}}  # fmt: skip
+            seeds.append(extra)
+        if self.dry_run:
+            return
+        source = self.config.source_lang
+        for first, second in itertools.pairwise(seeds):
+            a, b = trained[first], trained[second]
+            for lang in langs[1:]:
+                summary = self._diagnose(a["references"][source][1], a["references"][lang][1],
+                                         b["references"][lang][1], b["references"][source][1])  # fmt: skip
+                records.diagnostics[f"reference-gap/{adapter}/{lang}/seeds{first}-{second}"] = {
+                    "type": "reference_stability", "adapter": adapter, "lang": lang, "seeds": [first, second],
+                    **summary}  # fmt: skip
+            for task_name, task_a in a["tasks"].items():
+                task_b = b["tasks"].get(task_name)
+                if not task_b or task_a["task"] is None:
+                    continue
+                for lang, target_a in task_a["target-ft"].items():
+                    target_b = task_b["target-ft"].get(lang)
+                    if target_b is None:
+                        continue
+                    summary = self._diagnose(task_a["task"][1], target_a[1], target_b[1], task_b["task"][1])
+                    records.diagnostics[f"task-gap/{task_name}/{adapter}/{lang}/seeds{first}-{second}"] = {
+                        "type": "task_stability", "task": task_name, "adapter": adapter, "lang": lang,
+                        "seeds": [first, second], **summary}  # fmt: skip
 
 
 def run_experiment(config: ExperimentConfig, *, dry_run: bool = False, progress: bool = True,
                    console: Console | None = None) -> tuple[Pipeline, RunRecords, Path | None]:  # fmt: skip
-    """Run ``config`` end to end; write records.json, config and the report into the run folder."""
+    """Run ``config`` end to end; write predictions.csv, records.json, the config and the report."""
     started = time.perf_counter()
     pipeline = Pipeline(config, dry_run=dry_run, progress=progress, console=console)
     records = pipeline.run()
@@ -444,6 +528,7 @@ def run_experiment(config: ExperimentConfig, *, dry_run: bool = False, progress:
     run_dir = config.output
     atomic_write_text(run_dir / "config.json", config.model_dump_json(indent=2), force=True)
     wall = time.perf_counter() - started
+    atomic_write_text(run_dir / PREDICTIONS, to_csv(records.scored), force=True)
     payload = {**records.to_json(), "wall_time_s": wall, "log": asdict(pipeline.log)}
-    atomic_write_text(run_dir / "records.json", json.dumps(payload, indent=2), force=True)
-    return pipeline, records, write_report(run_dir, records, config, wall)
+    atomic_write_text(run_dir / RECORDS, json.dumps(payload, indent=2, ensure_ascii=False), force=True)
+    return pipeline, records, write_report(run_dir)

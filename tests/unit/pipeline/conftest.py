@@ -88,7 +88,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, udhr_d
                 }
             ],
             "t": "tune",
-            "tuning": {"dev": "target", "grid": [0.0, 0.5, 1.0], "refine_rounds": 1},
+            "tuning": {"dev": "target", "grid": [0.0, 0.5, 1.0], "refine_rounds": 1, "force_small_dev": True},
             "training": {
                 "reference": {"max_steps": 2, "batch_size": 2, "max_length": 32, "save_steps": 1},
                 "task": {"max_steps": 2, "batch_size": 4, "max_length": 64, "save_steps": 1},

@@ -6,6 +6,7 @@ killed mid-training and resumed, and one with a changed setting on a copy of the
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -24,8 +25,8 @@ def _run(path: Path):
     return run_experiment(load_config(path), progress=False)
 
 
-def _scores(records) -> dict[tuple, float]:
-    return {(r.method, r.lang, r.metric, r.t): r.value for r in records.rows}
+def _scores(records) -> dict[tuple, tuple]:
+    return {(s.method, s.lang, s.seed, s.t, s.selection): s.prediction for s in records.scored}
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +39,18 @@ def first_run(experiment, tmp_path_factory: pytest.TempPathFactory):
 
 def test_end_to_end(first_run) -> None:
     _, _, pipeline, records, results = first_run
-    assert {r.method for r in records.rows} == set(METHODS)
-    assert {r.lang for r in records.rows} == {"de"} and all(r.n == 12 for r in records.rows)
+    assert {s.method for s in records.scored} == set(METHODS)
+    assert {(s.method, s.lang) for s in records.scored if s.lang == "en"} == {("eng-ft", "en"), ("majority", "en")}
+    assert all(s.n == 12 for s in records.scored)
     table = (results / "results.md").read_text()
     for method in METHODS:
         assert f"| {method}" in table
-    assert "t chosen on de dev (n=8)" in table
+    assert "t chosen on a labelled target-language dev split (n=8): few-shot" in table
+    assert "vs Eng-FT: accuracy difference" in table and "Test-set labels" in table
+    assert "random-direction null" in table and "| en (source) |" in table
     assert list(results.glob("t_curve_*.png")) and list(results.glob("methods_*.png"))
-    curve = records.curves["multiemo/lora/adamergex/seed0"]["de"]
+    assert list(results.glob("vs_engft_*.png"))
+    curve = records.curves["multiemo/lora/adamergex/target-dev/seed0"]["de"]
     assert {0.0, 0.5, 1.0} <= {t for t, _ in curve} and len(curve) in (4, 5)  # grid, then 1 refinement round
     assert records.diagnostics["multiemo/lora/de/seed0"]["modules"] > 0
     trained = [s for s in pipeline.log.executed if s.startswith(("reference:", "task:"))]
@@ -59,14 +64,39 @@ def test_second_run_is_fully_cached(first_run) -> None:
     assert _scores(records_again) == _scores(records)
 
 
-def test_report_rebuilds_results(first_run) -> None:
+def test_report_rebuilds_results_from_predictions(first_run, tmp_path: Path) -> None:
     _, output, _, _, results = first_run
     before = (results / "results.md").read_text()
-    (results / "results.md").unlink()
+    shutil.rmtree(results)
     result = CliRunner().invoke(main, ["report", str(output)])
     assert result.exit_code == 0, result.output
     assert (results / "results.md").read_text() == before
-    assert json.loads((results / "results.json").read_text())
+    # the published folder alone (its predictions.csv and records.json) rebuilds the same tables
+    result = CliRunner().invoke(main, ["report", str(results), "--out", str(tmp_path / "again")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "again" / "results.md").read_text() == before
+    result = CliRunner().invoke(main, ["report", str(results), "--out", str(tmp_path / "again")])
+    assert result.exit_code == 2 and "--force" in result.output
+
+
+def test_scores_match_the_evaluation_records(first_run) -> None:
+    """Every accuracy in results.json equals the mean of gold == prediction in predictions.csv, computed here
+    with the csv module, and every test-split evaluation in the cache appears among them."""
+    _, output, _, _, results = first_run
+    correct: dict[tuple[str, str], list[bool]] = {}
+    with open(results / "predictions.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            correct.setdefault((row["method"], row["lang"]), []).append(row["gold"] == row["prediction"])
+    scores = json.loads((results / "results.json").read_text())["scores"]
+    accuracy = {(r["method"], r["lang"]): r["value"] for r in scores if r["metric"] == "accuracy"}
+    assert accuracy.keys() == correct.keys()
+    for key, values in correct.items():
+        assert accuracy[key] == pytest.approx(sum(values) / len(values))
+    for path in (output / "cache" / "eval").glob("*/result.json"):
+        record = json.loads(path.read_text())
+        if record["split"] == "test":
+            value = record["metrics"]["accuracy"]["value"]
+            assert any(v == pytest.approx(value) for (_, lang), v in accuracy.items() if lang == record["language"])
 
 
 def test_changed_setting_invalidates_only_downstream(first_run, experiment, tmp_path: Path) -> None:
@@ -107,7 +137,7 @@ def test_killed_training_resumes_with_identical_results(first_run, experiment, t
     monkeypatch.setattr(trainer_module, "train_adapter", original)
     pipeline, resumed, _ = _run(config)
     assert any(s.startswith("reference:") for s in pipeline.log.cached)  # finished before the kill
-    assert _scores(resumed) == pytest.approx(_scores(first_run[3]))
+    assert _scores(resumed) == _scores(first_run[3])
 
 
 def test_dry_run_plans_without_running(experiment, tmp_path: Path) -> None:
@@ -127,3 +157,22 @@ def test_target_language_the_task_lacks(experiment, tmp_path: Path) -> None:
     with pytest.raises(AdamergexError, match=r"sw.*expected one of"):
         _run(experiment(tmp_path / "sw", target_langs=["sw"]))
     assert not (tmp_path / "sw" / "cache" / "reference").exists()
+
+
+def test_two_seeds_ia3_label_free_selection_and_noise_floor(experiment, tmp_path: Path) -> None:
+    config = experiment(tmp_path / "seeds", adapters=["ia3"], seeds=[0, 1],
+                        methods=["majority", "eng-ft", "arimerge", "adamergex", "target-ft"],
+                        tuning={"dev": "unlabelled", "compare": ["source"], "compare_t": [1.0],
+                                "grid": [0.0, 1.0], "refine_rounds": 0})  # fmt: skip
+    _, records, results = _run(config)
+    selections = {(s.method, s.selection) for s in records.scored if s.method == "adamergex"}
+    assert selections == {("adamergex", "unlabelled"), ("adamergex", "source-dev"), ("adamergex", "fixed")}
+    assert {s.seed for s in records.scored} == {0, 1}
+    types = {d["type"] for d in records.diagnostics.values()}
+    assert {"alignment", "reference_stability", "task_stability"} <= types
+    table = (results / "results.md").read_text()
+    assert "| adamergex (t: source dev) |" in table and "| adamergex (t = 1) |" in table
+    assert "mean ± SD across seeds" in table and "resampling items and seeds" in table
+    assert "label-free on target dev inputs" in table
+    rows = [r for r in records.rows if r.variant == "adamergex" and r.lang == "de" and r.metric == "accuracy"]
+    assert len(rows) == 1 and rows[0].seeds == (0, 1)  # one row, whatever t each seed chose

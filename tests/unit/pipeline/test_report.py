@@ -1,41 +1,119 @@
-"""Report tables and plots."""
+"""The report from per-item predictions: seed aggregation, variants, paired comparisons, CSV round trip."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
-from adamergex.pipeline.report import ResultRow, markdown_tables, plot_method_bars, plot_t_curves, write_tables
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adamergex.evaluation.paired import mcnemar_exact
+from adamergex.pipeline.analysis import analyse
+from adamergex.pipeline.predictions import Scored, read_csv, to_csv
+from adamergex.pipeline.report import render_markdown, write_report
+
+INFO = {"source_lang": "en", "headline": "source-dev", "methods": ["base", "majority", "eng-ft", "adamergex"],
+        "tasks": {"multiemo": {"task_kind": "multiple_choice", "metrics": ["accuracy"], "labels": ["a", "b"]}},
+        "name": "hand", "selections": {}, "majority": {}}  # fmt: skip
 
 
-def _rows() -> list[ResultRow]:
-    values = {("base", "de"): 0.30, ("base", "fr"): 0.35, ("adamergex", "de"): 0.80, ("adamergex", "fr"): 0.70,
-              ("eng-ft", "de"): 0.78, ("eng-ft", "fr"): 0.75}  # fmt: skip
-    return [
-        ResultRow(
-            "multiemo", "lora", m, lang, "accuracy", v, v - 0.05, v + 0.05, 200, t=0.5 if m == "adamergex" else None
-        )
-        for (m, lang), v in values.items()
-    ]
+def _scored(method: str, lang: str, seed: int, correct: list[int], t: float | None = None, selection: str = "",
+            gold: list[int] | None = None) -> Scored:  # fmt: skip
+    gold = gold or [0] * len(correct)
+    prediction = [g if c else 1 - g for g, c in zip(gold, correct, strict=True)]
+    ids = tuple(f"multiemo/{lang}/test/{i}" for i in range(len(correct)))
+    return Scored("multiemo", "lora", method, lang, seed, t, selection, ids, tuple(gold), tuple(prediction))
 
 
-def test_markdown_marks_best_per_column_and_mean() -> None:
-    text = markdown_tables(_rows(), ["base", "eng-ft", "adamergex"])
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
-    assert lines[0] == "| method | de | fr | mean |"
-    assert lines[1].startswith("| base | 30.0 [25.0, 35.0] | 35.0")
-    eng, ada = lines[2], lines[3]
-    assert "**75.0 [70.0, 80.0]**" in eng and "**80.0 [75.0, 85.0]**" in ada  # best fr, best de
-    assert ada.startswith("| adamergex (t = 0.5) |") and ada.endswith("| 75.0 |")
-    assert eng.endswith("| **76.5** |")  # mean (78 + 75) / 2 beats (80 + 70) / 2
+def _run() -> list[Scored]:
+    eng = {0: [1, 1, 0, 0, 1, 0, 1, 0], 1: [1, 1, 0, 0, 1, 1, 1, 0]}  # 4/8 and 5/8
+    ada = {0: [1, 1, 1, 0, 1, 0, 1, 1], 1: [1, 1, 1, 1, 1, 1, 1, 0]}  # 6/8 and 7/8
+    scored = []
+    for seed in (0, 1):
+        scored.append(_scored("eng-ft", "de", seed, eng[seed]))
+        scored.append(_scored("eng-ft", "en", seed, [1] * 8))
+        scored.append(_scored("adamergex", "de", seed, ada[seed], t=0.5 if seed == 0 else 0.75, selection="source-dev"))
+        for t in (1.0, 2.0):
+            scored.append(_scored("adamergex", "de", seed, ada[seed] if t == 1.0 else eng[seed], t=t,
+                                  selection="fixed"))  # fmt: skip
+    return scored
 
 
-def test_write_tables_and_plots(tmp_path: Path) -> None:
-    paths = write_tables(_rows(), tmp_path, ["base", "eng-ft", "adamergex"])
-    assert len(list(csv.DictReader(paths["csv"].read_text().splitlines()))) == 6
-    assert json.loads(paths["json"].read_text())[0]["task"] == "multiemo"
-    png = plot_method_bars(_rows(), tmp_path / "bars.png", ["base", "eng-ft", "adamergex"], title="x")
-    curve = plot_t_curves({"de": [(0.0, 0.7), (1.0, 0.8)]}, tmp_path / "t.png", title="t", ylabel="acc")
-    for path in (png, curve):
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+def test_seeds_pool_rows_whose_tuned_t_differs_and_keep_every_fixed_t() -> None:
+    analysis = analyse(_run(), INFO, resamples=500)
+    rows = {(r.variant, r.lang): r for r in analysis.scores}
+    assert set(rows) == {("eng-ft", "de"), ("eng-ft", "en"), ("adamergex", "de"), ("adamergex (t = 1)", "de"),
+                         ("adamergex (t = 2)", "de")}  # fmt: skip
+    tuned = rows[("adamergex", "de")]
+    assert tuned.value == pytest.approx((6 / 8 + 7 / 8) / 2) and tuned.seeds == (0, 1)
+    assert tuned.per_seed == pytest.approx((0.75, 0.875))
+    assert tuned.seed_sd == pytest.approx(((0.125 / 2) ** 2 * 2) ** 0.5)  # sample SD of (0.75, 0.875)
+    assert tuned.low <= tuned.value <= tuned.high
+    assert rows[("adamergex (t = 2)", "de")].value == pytest.approx((4 / 8 + 5 / 8) / 2)
+    chosen = {(c["seed"], c["t"]) for c in analysis.chosen_t}
+    assert chosen == {(0, 0.5), (1, 0.75)}
+
+
+def test_paired_comparison_and_transfer_gap() -> None:
+    analysis = analyse(_run(), INFO, resamples=500)
+    versus = {(c.variant, c.lang): c for c in analysis.comparisons if c.metric == "accuracy"}
+    tuned = versus[("adamergex", "de")]
+    assert tuned.reference == "eng-ft"
+    assert tuned.difference == pytest.approx(((6 - 4) + (7 - 5)) / 2 / 8)
+    # only adamergex right: items 2 and 7 under seed 0, items 2 and 3 under seed 1; never only eng-ft
+    assert tuned.discordant == (2 + 2, 0) and tuned.p_value == pytest.approx(mcnemar_exact(4, 0))
+    same = versus[("adamergex (t = 2)", "de")]
+    assert (same.difference, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    (gap,) = analysis.gaps
+    assert gap.lang == "de" and gap.difference == pytest.approx(1 - (4 / 8 + 5 / 8) / 2)
+
+
+def test_markdown_shows_source_column_variants_and_comparisons() -> None:
+    analysis = analyse(_run(), INFO, resamples=200)
+    text = render_markdown(analysis, {"info": INFO, "notes": ["a note"]})
+    assert "| method | en (source) | de |" in text
+    assert "| eng-ft | 100.0 ± 0.0 [100.0, 100.0] | 56.2 ± 8.8 [" in text
+    assert "| adamergex (t = 1) |" in text and "| adamergex (t = 2) |" in text
+    assert "| adamergex | +25.0 [" in text and "p=0.125" in text
+    assert "0.5 (seed 0), 0.75 (seed 1)" in text
+    assert "- a note" in text
+
+
+def test_written_report_and_plots(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "predictions.csv").write_text(to_csv(_run()))
+    (run / "records.json").write_text(json.dumps({"info": INFO, "curves": {"k": {"de": [[0.0, 0.5], [1.0, 0.6]]}}}))
+    out = write_report(run)
+    assert json.loads((out / "results.json").read_text())["comparisons"]
+    for name in ("methods_multiemo_lora_accuracy.png", "vs_engft_multiemo_lora_accuracy.png",
+                 "t_test_multiemo_lora_accuracy.png", "t_curve_k.png"):  # fmt: skip
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert write_report(out, tmp_path / "copy").joinpath("results.md").read_text() == (out / "results.md").read_text()
+
+
+answers = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(answers, st.lists(answers, min_size=1, max_size=3)), min_size=1, max_size=5),
+       st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)))  # fmt: skip
+def test_csv_round_trip_of_generated_answers(items: list[tuple[str, list[str]]], t: float | None) -> None:
+    scored = Scored("mgsm", "ia3", "adamergex", "de", 3, t, "fixed" if t is not None else "",
+                    tuple(f"mgsm/de/test/{i}" for i in range(len(items))), tuple(g for _, g in items),
+                    tuple(p for p, _ in items))  # fmt: skip
+    path = Path(f"/tmp/adamergex-roundtrip-{id(items)}.csv")
+    try:
+        path.write_text(to_csv([scored]), encoding="utf-8")
+        assert read_csv(path, {"mgsm": "generation"}) == [scored]
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_csv_with_wrong_columns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("task,method\nx,y\n")
+    with pytest.raises(Exception, match="expected task,kind,method"):
+        read_csv(path, {"x": "multiple_choice"})
