@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from adamergex.adapters.config import parse_adapter_config
@@ -293,7 +293,12 @@ def write_adapter(
         if not all_finite(tensor):
             raise NumericalError(f"refusing to write {out}: tensor {key} holds non-finite values")
     with atomic_directory(out, force=force) as tmp:
-        save_file(state, str(tmp / SAFETENSORS_FILE), metadata={"format": "pt"})
+        try:
+            save_file(state, str(tmp / SAFETENSORS_FILE), metadata={"format": "pt"})
+        except SafetensorError as error:  # a full disk surfaces here, not as an OSError
+            if "I/O error" not in str(error):
+                raise
+            raise StorageError(f"cannot write {out}: {str(error).split('I/O error: ')[-1]}") from None
         (tmp / CONFIG_FILE).write_text(json.dumps(adapter.config, indent=2, sort_keys=True) + "\n")
         if provenance is not None:
             write_provenance(tmp, provenance)

@@ -32,14 +32,32 @@ def _execute(config: ExperimentConfig, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="List the steps that would run and those already cached.")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Override output.")
 @click.option("--print-schema", is_flag=True, help="Print the config's JSON schema and exit.")
-def run_command(config_path: Path | None, dry_run: bool, output: Path | None, print_schema: bool) -> None:
+@click.option("--verify", is_flag=True,
+              help="First check the content hashes of every cache entry, also those this config no longer uses; "
+                   "damaged ones are reported and removed (a dry run only reports them).")  # fmt: skip
+def run_command(config_path: Path | None, dry_run: bool, output: Path | None, print_schema: bool,
+                verify: bool) -> None:  # fmt: skip
     """Run the experiment in CONFIG_PATH (YAML): train, merge, evaluate, report; cached and resumable."""
     if print_schema:
         click.echo(json.dumps(ExperimentConfig.model_json_schema(), indent=2))
         return
     if config_path is None:
         raise click.UsageError("CONFIG_PATH is required (or --print-schema)")
-    _execute(load_config(config_path, output=output), dry_run)
+    config = load_config(config_path, output=output)
+    if verify:
+        _verify_cache(config, dry_run)
+    _execute(config, dry_run)
+
+
+def _verify_cache(config: ExperimentConfig, dry_run: bool) -> None:
+    """Check every sealed step folder under the run's cache against its manifest's sha256s."""
+    from adamergex.pipeline.cache import StepCache
+
+    console = Console(stderr=True)
+    cache = StepCache(config.output / "cache", read_only=dry_run,
+                      report=lambda line: console.print(line, markup=False, highlight=False))  # fmt: skip
+    checked, damaged = cache.verify_all()
+    click.echo(f"verified {checked} cache entr{'y' if checked == 1 else 'ies'}: {len(damaged)} damaged")
 
 
 @click.command("report")

@@ -34,7 +34,12 @@ from adamergex.merging.adapters import (
 from adamergex.merging.ia3 import DEFAULT_MIN_ABS
 
 AdapterLike = str | Path | Adapter
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
 
 
 @dataclass

@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from adamergex.errors import AdamergexError
 
@@ -21,7 +21,8 @@ SMALL_DEV = 100
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or infinity in any number of the config (t, the tuning grid, ...): YAML's .nan would pass otherwise.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ReferenceSpec(_Strict):
@@ -29,6 +30,20 @@ class ReferenceSpec(_Strict):
 
     source: str = Field("udhr", description="Reference text source: udhr, wikipedia (hub) or files.")
     options: dict[str, Any] = Field(default_factory=dict, description="Source options (e.g. a local path).")
+
+    @model_validator(mode="after")
+    def _known_options(self) -> ReferenceSpec:
+        """Ask the data layer which options the source takes, so a typo fails here and not after training."""
+        from adamergex.data.reference import reference_source_options
+
+        try:
+            accepted = reference_source_options(self.source)
+        except AdamergexError as error:
+            raise ValueError(str(error)) from None
+        unknown = sorted(set(self.options) - accepted) if accepted is not None else []
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for source {self.source!r}; allowed: {sorted(accepted)}")
+        return self
 
 
 class TaskSpec(_Strict):
@@ -116,7 +131,23 @@ class TrainingSpec(_Strict):
         unknown = sorted(set(values) - allowed)
         if unknown:
             raise ValueError(f"unknown training setting(s) {unknown}; allowed: {sorted(allowed)}")
+        for name, value in values.items():
+            check_training_value(name, value)
         return values
+
+
+def check_training_value(name: str, value: Any) -> None:
+    """Validate one training setting against its TrainingConfig field (type, bounds, finiteness); the value
+    itself is kept as written, so step keys do not change."""
+    from adamergex.training.config import TrainingConfig
+
+    field = TrainingConfig.model_fields[name]
+    adapter = TypeAdapter(Annotated[field.annotation, field], config=ConfigDict(allow_inf_nan=False))  # type: ignore[arg-type]
+    try:
+        adapter.validate_python(value)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ValueError(f"{name}: {first['msg']} (got {value!r})") from None
 
 
 class EvaluationSpec(_Strict):
@@ -149,6 +180,13 @@ class ExperimentConfig(_Strict):
     diagnostics: DiagnosticsSpec = Field(default_factory=DiagnosticsSpec)
     output: Path = Field(Path("runs/experiment"), description="Run folder (cache, adapters, results).")
 
+    @field_validator("output")
+    @classmethod
+    def _output_folder(cls, output: Path) -> Path:
+        if output.exists() and not output.is_dir():
+            raise ValueError(f"{output} is a file; expected a run folder")
+        return output
+
     def task_languages(self, task: TaskSpec) -> list[str]:
         return list(task.target_langs or self.target_langs)
 
@@ -180,14 +218,22 @@ def _location(loc: tuple[Any, ...]) -> list[str]:
 
 
 def _format_error(error: ValidationError, where: str) -> str:
-    first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    message = first["msg"]
+    """One line: the most specific error of the first bad field (every alternative of a union at that place)."""
+    errors = error.errors()
+    top = errors[0]["loc"][:1]
+    same_field = [e for e in errors if e["loc"][:1] == top]
+    depth = max(len(_location(e["loc"])) for e in same_field)
+    chosen = [e for e in same_field if len(_location(e["loc"])) == depth]
+    first = chosen[0]
+    location = ".".join(_location(first["loc"])) or "(top level)"
+    messages = [" ".join(e["msg"].split()) for e in chosen]
     if first.get("type") == "extra_forbidden":
-        message = "unknown field"
+        messages = ["unknown field"]
+    message = " or ".join(dict.fromkeys([messages[0], *(m.removeprefix("Input should be ") for m in messages[1:])]))
     got = first.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-    extra = f"; {len(error.errors()) - 1} more error(s)" if len(error.errors()) > 1 else ""
+    shown = "" if isinstance(got, dict | list) or got is None or len(repr(got)) > 80 else f" (got {got!r})"
+    others = len({e["loc"][:1] for e in errors}) - 1
+    extra = f"; {others} more field(s) with errors" if others else ""
     return f"invalid config {where}: {location}: {message}{shown}{extra}"
 
 
@@ -195,15 +241,22 @@ def load_config(path: str | Path, **overrides: Any) -> ExperimentConfig:
     """Read and validate a YAML experiment config; errors name the field and what is allowed."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
     except OSError as error:
         raise AdamergexError(f"cannot read config {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise AdamergexError(f"config {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise AdamergexError(f"config {path} is not UTF-8 text (byte {error.start}: {raw[error.start]:#04x})") from None
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as error:  # ValueError: a date like 2024-13-45
+        reason = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+        raise AdamergexError(f"config {path} is not valid YAML: {reason}") from None
     if not isinstance(data, dict):
         raise AdamergexError(f"config {path} must be a mapping of fields to values")
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return ExperimentConfig(**data)
+        return ExperimentConfig.model_validate(data)
     except ValidationError as error:
         raise AdamergexError(_format_error(error, str(path))) from None

@@ -75,7 +75,8 @@ class Pipeline:
         self.dry_run = dry_run
         self.console = console or Console(stderr=True)
         self.progress = progress
-        self.cache = StepCache(config.output / "cache")
+        self.cache = StepCache(config.output / "cache", read_only=dry_run,
+                               report=lambda line: self.console.print(line, markup=False, highlight=False))
         self.log = StepLog()
         self._base: Any = None
 
@@ -100,13 +101,18 @@ class Pipeline:
         """Train one adapter as a cached step; returns (key, adapter folder)."""
         inputs = {k: v for k, v in values.items() if k not in {"out", "checkpoint_dir", "resume", "force"}}
         key = step_key(kind, inputs)
-        found = self.cache.lookup(kind, key)
-        if found is not None:
-            self._note(kind, name, "cached")
-            return key, found / "adapter"
-        if self.dry_run:
-            self._note(kind, name, "planned")
-            return key, self.cache.path(kind, key) / "adapter"
+        with self.cache.claim(kind, key, name) as found:
+            if found is not None:
+                self._note(kind, name, "cached")
+                return key, found / "adapter"
+            if self.dry_run:
+                self._note(kind, name, "planned")
+                return key, self.cache.path(kind, key) / "adapter"
+            self._train_step(kind, name, key, inputs, values)
+        self._note(kind, name, "executed")
+        return key, self.cache.path(kind, key) / "adapter"
+
+    def _train_step(self, kind: str, name: str, key: str, inputs: dict[str, Any], values: dict[str, Any]) -> None:
         from adamergex.training.config import TrainingConfig
         from adamergex.training.trainer import train_adapter
 
@@ -121,8 +127,6 @@ class Pipeline:
                        "validation_loss": result.validation_loss, "wall_time_s": result.wall_time_s}  # fmt: skip
             (folder / "training.json").write_text(json.dumps(summary, indent=2))
         shutil.rmtree(checkpoints, ignore_errors=True)
-        self._note(kind, name, "executed")
-        return key, self.cache.path(kind, key) / "adapter"
 
     def _training_values(self, adapter: str, seed: int) -> dict[str, Any]:
         return {"base": self.config.base_model, "adapter": adapter, "seed": seed}
@@ -165,12 +169,17 @@ class Pipeline:
         inputs = {"method": method, "adapter": adapter, "t": t, "mode": self.config.merge_mode,
                   "rank": self.config.merge_rank, "parts": {role: key for role, (key, _) in parts.items()}}  # fmt: skip
         key = step_key("merge", inputs)
-        found = self.cache.lookup("merge", key)
-        if found is not None:
-            return key, found / "adapter"
-        if self.dry_run:
-            self._note("merge", label, "planned")
-            return key, self.cache.path("merge", key) / "adapter"
+        with self.cache.claim("merge", key, label) as found:
+            if found is not None:
+                return key, found / "adapter"
+            if self.dry_run:
+                self._note("merge", label, "planned")
+                return key, self.cache.path("merge", key) / "adapter"
+            self._merge_step(method, adapter, parts, t, key, inputs)
+        return key, self.cache.path("merge", key) / "adapter"
+
+    def _merge_step(self, method: str, adapter: str, parts: dict[str, tuple[str, Path]], t: float | None, key: str,
+                    inputs: dict[str, Any]) -> None:  # fmt: skip
         import adamergex
 
         task, target, source = parts["task"][1], parts["reference_target"][1], parts["reference_source"][1]
@@ -191,7 +200,6 @@ class Pipeline:
                 self._lora_cross(task, target, source, t, out)  # type: ignore[arg-type]
             else:
                 raise AdamergexError(f"method {method!r} is not a merge; expected one of {', '.join(MERGE_METHODS)}")
-        return key, self.cache.path("merge", key) / "adapter"
 
     def _lora_cross(self, task: Path, target: Path, source: Path, t: float, out: Path) -> None:
         from adamergex.adapters.io import read_adapter, write_adapter
@@ -215,12 +223,16 @@ class Pipeline:
                   "options": task.options, "max_text_tokens": task.max_text_tokens, "lang": lang, "split": split,
                   "limit": limit, "protocol": self.config.protocol}  # fmt: skip
         key = step_key("eval", inputs)
-        found = self.cache.lookup("eval", key)
-        if found is not None:
-            return json.loads((found / "result.json").read_text())
-        if self.dry_run:
-            self._note("eval", label, "planned")
-            return None
+        with self.cache.claim("eval", key, label) as found:
+            if found is not None:
+                return json.loads((found / "result.json").read_text())
+            if self.dry_run:
+                self._note("eval", label, "planned")
+                return None
+            return self._evaluate_step(adapter, task, lang, split, limit, label, key, inputs)
+
+    def _evaluate_step(self, adapter: tuple[str, Path] | None, task: TaskSpec, lang: str, split: str,
+                       limit: int | None, label: str, key: str, inputs: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
         from adamergex.evaluation.adapter import attach_adapter
         from adamergex.evaluation.runner import evaluate
 
@@ -255,7 +267,7 @@ class Pipeline:
         """Run (or, in a dry run, plan) every step and return the records for the report."""
         config = self.config
         self._validate()
-        self.cache.sweep()
+        self.cache.prepare()
         records = RunRecords(info=self._info())
         targets = [lang for task in config.tasks for lang in config.task_languages(task)]
         langs = list(dict.fromkeys([config.source_lang, *targets]))
