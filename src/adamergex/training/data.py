@@ -235,7 +235,7 @@ def prepare_training_data(config: TrainingConfig, tokenizer: Any) -> TrainingDat
         EmptyDatasetError: no training example is left.
     """
     from adamergex.data.languages import normalize_language
-    from adamergex.data.reference import ReferenceCorpus, build_reference_corpus, load_reference_documents
+    from adamergex.data.reference import ReferenceCorpus, build_reference_corpus, load_reference_source
 
     lang = normalize_language(config.lang)
     spec = config.data
@@ -243,7 +243,8 @@ def prepare_training_data(config: TrainingConfig, tokenizer: Any) -> TrainingDat
         data = _task_data(spec.removeprefix("task:"), config, tokenizer, lang)
     elif spec.startswith("reference:"):
         source = spec.removeprefix("reference:")
-        documents = load_reference_documents(source, lang, **dict(config.data_options))
+        loaded = load_reference_source(source, lang, **dict(config.data_options))
+        documents = loaded.documents
         if config.limit is not None:
             documents = documents[: config.limit]
         if not any(document.strip() for document in documents):
@@ -254,7 +255,7 @@ def prepare_training_data(config: TrainingConfig, tokenizer: Any) -> TrainingDat
             chunk_tokens=config.max_length,
             validation_fraction=config.validation_fraction,
             seed=config.seed,
-            metadata={"source": source, "lang": lang},
+            metadata={"source": source, "lang": lang, **loaded.metadata},
         )
         data = _reference_from_corpus(corpus, config, spec, lang)
     elif Path(spec).is_file():
