@@ -28,7 +28,9 @@ class _Strict(BaseModel):
 class ReferenceSpec(_Strict):
     """The reference task: causal LM on plain text in each language."""
 
-    source: str = Field("udhr", description="Reference text source: udhr, wikipedia (hub) or files.")
+    source: str = Field(
+        "udhr", description="Reference text source: fortunes, udhr, task-text, huggingface (Wikipedia) or files."
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Source options (e.g. a local path).")
 
     @model_validator(mode="after")
