@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from adamergex.adapters.config import parse_adapter_config
 from adamergex.adapters.provenance import adapter_fingerprint, read_provenance
 from adamergex.errors import AdamergexError, IncompatibleAdaptersError
 
@@ -21,6 +22,7 @@ def recorded_base(adapter_dir: str | Path) -> tuple[str | None, str | None]:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as error:
         raise AdamergexError(f"{config_path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    parse_adapter_config(config, config_path)  # one line naming a malformed field, before PEFT sees it
     name: str | None = config.get("base_model_name_or_path") or None
     fingerprint: str | None = None
     provenance = read_provenance(folder) or {}
