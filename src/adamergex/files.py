@@ -6,6 +6,7 @@ The cache root is ``$ADAMERGEX_CACHE`` when set, else ``$XDG_CACHE_HOME/adamerge
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -15,6 +16,11 @@ from adamergex.errors import OutputExistsError, StorageError
 
 CACHE_ENV = "ADAMERGEX_CACHE"
 _CHUNK = 1 << 20
+# errno values that mean "the machine's storage refused" (permissions, read-only or full disk, a file in the way)
+# rather than a bug; other OSErrors (e.g. a file vanishing under us) keep their traceback.
+_STORAGE_NAMES = ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG", "EIO",
+                  "EFBIG")  # fmt: skip
+STORAGE_ERRNOS = frozenset(getattr(errno, name) for name in _STORAGE_NAMES if hasattr(errno, name))
 
 
 def storage_error(error: OSError, action: str, path: str | Path) -> StorageError:

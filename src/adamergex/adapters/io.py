@@ -31,7 +31,7 @@ from adamergex.adapters.types import (
     resolve_rank_alpha,
 )
 from adamergex.errors import AdapterFormatError, NumericalError, OutputExistsError, StorageError
-from adamergex.files import make_folder, storage_error
+from adamergex.files import STORAGE_ERRNOS, make_folder, storage_error
 from adamergex.merging.lora import all_finite
 
 CONFIG_FILE = "adapter_config.json"
@@ -77,7 +77,7 @@ def atomic_directory(out: str | Path, *, force: bool = False) -> Iterator[Path]:
         _move_into_place(tmp, out, force=force)
     except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(error, OSError):
+        if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
             raise storage_error(error, "write", out) from None
         raise
 

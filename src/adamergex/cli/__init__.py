@@ -6,7 +6,6 @@ importing transformers, datasets and the training stack.
 
 from __future__ import annotations
 
-import errno
 import importlib
 import sys
 
@@ -14,13 +13,7 @@ import click
 
 from adamergex import __version__
 from adamergex.errors import AdamergexError, StorageError
-from adamergex.files import storage_error
-
-# Errors of the machine's storage rather than of adamergex: a last line of defence for paths that library code
-# does not wrap itself (other errnos, e.g. a file vanishing under us, keep their traceback: they may be bugs).
-_STORAGE_NAMES = ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG", "EIO",
-                  "EFBIG")  # fmt: skip
-STORAGE_ERRNOS = frozenset(getattr(errno, name) for name in _STORAGE_NAMES if hasattr(errno, name))
+from adamergex.files import STORAGE_ERRNOS, storage_error
 
 # command name → "module:attribute" of its click command (register new commands here).
 COMMANDS: dict[str, str] = {
@@ -55,7 +48,7 @@ class _Group(click.Group):
         except AdamergexError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
-        except OSError as error:
+        except OSError as error:  # a last line of defence for storage errors library code did not wrap
             if error.errno not in STORAGE_ERRNOS:
                 raise
             click.echo(f"error: {storage_error(error, 'access', error.filename or '(a file)')}", err=True)

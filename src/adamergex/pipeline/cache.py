@@ -33,7 +33,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from adamergex.errors import StorageError
-from adamergex.files import atomic_write_text, make_folder, sha256_file, storage_error
+from adamergex.files import STORAGE_ERRNOS, atomic_write_text, make_folder, sha256_file, storage_error
 
 MANIFEST = "step.json"
 SCHEMA_VERSION = 1
@@ -235,7 +235,7 @@ class StepCache:
                 tmp.rename(final)
             except BaseException as error:
                 shutil.rmtree(tmp, ignore_errors=True)
-                if isinstance(error, OSError):
+                if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
                     raise storage_error(error, "write the cache entry", final) from None
                 raise
             self._verified[final] = _signature(final)

@@ -7,6 +7,7 @@ hold them, are killed, or race for the same step.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -16,8 +17,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from adamergex.pipeline.cache import JOURNAL, MANIFEST, StepCache, step_key
+from adamergex.pipeline.config import load_config
+from adamergex.pipeline.runner import run_experiment
 
 
 def _cache(root: Path, lines: list[str] | None = None) -> StepCache:
@@ -113,6 +117,24 @@ def test_each_seal_is_journaled_once(tmp_path: Path) -> None:
     keys = [_seal(cache, "s", {"x": i}, {"a": b"1"})[0] for i in range(3)]
     journal = [json.loads(line) for line in (tmp_path / JOURNAL).read_text().splitlines()]
     assert [entry["key"] for entry in journal] == keys and {entry["pid"] for entry in journal} == {os.getpid()}
+
+
+def test_a_damaged_adapter_is_reported_and_retrained(experiment, tmp_path: Path) -> None:
+    output = tmp_path / "run"
+    config = load_config(experiment(output, methods=["eng-ft"]))
+    run_experiment(config, progress=False)
+    weights = next((output / "cache" / "task").glob("*/adapter/adapter_model.safetensors"))
+    before = weights.read_bytes()
+    damaged = bytearray(before)
+    damaged[-1] ^= 0x01  # one bit of the last tensor value: same size, still a readable safetensors file
+    weights.write_bytes(bytes(damaged))
+
+    console = io.StringIO()
+    pipeline, _, _ = run_experiment(config, progress=False, console=Console(file=console, width=200))
+    assert [step for step in pipeline.log.executed if not step.startswith("eval:")] == ["task:multiemo/lora/en/seed0"]
+    assert f"cache entry task/{weights.parents[1].name} is damaged" in console.getvalue()
+    assert "adapter/adapter_model.safetensors does not match its sha256" in console.getvalue()
+    assert weights.read_bytes() == before  # retrained, bit-identical
 
 
 # -- locks held by other processes ------------------------------------------------------------------------------
