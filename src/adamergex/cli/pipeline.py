@@ -54,8 +54,11 @@ def _verify_cache(config: ExperimentConfig, dry_run: bool) -> None:
     from adamergex.pipeline.cache import StepCache
 
     console = Console(stderr=True)
-    cache = StepCache(config.output / "cache", read_only=dry_run,
-                      report=lambda line: console.print(line, markup=False, highlight=False))  # fmt: skip
+
+    def report(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    cache = StepCache(config.output / "cache", read_only=dry_run, report=report)
     checked, damaged = cache.verify_all()
     click.echo(f"verified {checked} cache entr{'y' if checked == 1 else 'ies'}: {len(damaged)} damaged")
 

@@ -159,12 +159,20 @@ class StepCache:
                 key = str(json.loads(manifest.read_text(encoding="utf-8"))["key"])
             except (OSError, ValueError, KeyError, TypeError):
                 key = ""
-            problem = entry_problem(folder, key) if key.startswith(folder.name) else f"its {MANIFEST} is unreadable"
-            if problem is not None:
-                damaged.append(f"{folder.parent.name}/{folder.name}: {problem}")
-                with self._held(self._lock_path(folder)) if not self.read_only else contextlib.nullcontext():
+            problem = self._problem(folder, key)
+            if problem is None:
+                continue
+            # Recheck under the step's lock: another run may have just replaced the entry with a good one.
+            with self._held(self._lock_path(folder)) if not self.read_only else contextlib.nullcontext():
+                problem = self._problem(folder, key) if folder.is_dir() else None
+                if problem is not None:
+                    damaged.append(f"{folder.parent.name}/{folder.name}: {problem}")
                     self._damaged(folder, folder.parent.name, problem)
         return checked, damaged
+
+    @staticmethod
+    def _problem(folder: Path, key: str) -> str | None:
+        return entry_problem(folder, key) if key.startswith(folder.name) else f"its {MANIFEST} is unreadable"
 
     # -- locking ----------------------------------------------------------------------------------------------
     def _lock_path(self, folder: Path) -> Path:

@@ -75,8 +75,7 @@ class Pipeline:
         self.dry_run = dry_run
         self.console = console or Console(stderr=True)
         self.progress = progress
-        self.cache = StepCache(config.output / "cache", read_only=dry_run,
-                               report=lambda line: self.console.print(line, markup=False, highlight=False))
+        self.cache = StepCache(config.output / "cache", read_only=dry_run, report=self._report)
         self.log = StepLog()
         self._base: Any = None
 
@@ -90,6 +89,10 @@ class Pipeline:
             self.console.print(f"loading base model {self.config.base_model} …")
             self._base = load_base_model(self.config.base_model)
         return self._base
+
+    def _report(self, line: str) -> None:
+        """One unwrapped console line from the cache (a damaged entry, a wait for another run)."""
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def _note(self, kind: str, name: str, state: str) -> None:
         getattr(self.log, state).append(f"{kind}:{name}")
