@@ -66,13 +66,14 @@ def _references(gold: Any) -> list[str]:
 def to_csv(scored: Iterable[Scored]) -> str:
     """The CSV text of ``scored`` (one row per item, :data:`COLUMNS`)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # Text fields are quoted (numbers are not), so a carriage return inside a generated answer survives.
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(COLUMNS)
     for s in scored:
-        t = "" if s.t is None else repr(float(s.t))
+        t = None if s.t is None else float(s.t)
         for item_id, gold, prediction in zip(s.item_ids, s.gold, s.prediction, strict=True):
-            gold_text = json.dumps(gold, ensure_ascii=False) if isinstance(gold, list) else str(gold)
-            writer.writerow((s.task, s.kind, s.method, s.lang, s.seed, t, item_id, gold_text, prediction, s.selection))
+            gold_value = json.dumps(gold, ensure_ascii=False) if isinstance(gold, list) else gold
+            writer.writerow((s.task, s.kind, s.method, s.lang, s.seed, t, item_id, gold_value, prediction, s.selection))
     return buffer.getvalue()
 
 
