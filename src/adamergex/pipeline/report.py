@@ -21,6 +21,7 @@ from typing import Any
 from adamergex.errors import AdamergexError
 from adamergex.pipeline.analysis import Analysis, Comparison, ScoreRow, analyse
 from adamergex.pipeline.predictions import Scored, read_csv, to_csv
+from adamergex.pipeline.training_summary import plot_training_curves, trained_adapters, training_markdown
 
 PREDICTIONS = "predictions.csv"
 RECORDS = "records.json"
@@ -219,6 +220,9 @@ def render_markdown(analysis: Analysis, records: dict[str, Any]) -> str:
         out.append(info["header"] + "\n")
     if records.get("wall_time_s") is not None:
         out.append(f"Wall time of this run: {records['wall_time_s'] / 60:.1f} min.\n")
+    learned = training_markdown(trained_adapters(records.get("training", {})))
+    if learned:
+        out.append(learned)
     scores, comparisons, gaps = _by_table(analysis.scores), _by_table(analysis.comparisons), _by_table(analysis.gaps)
     for task, adapter in dict.fromkeys((t, a) for t, a, _ in scores):
         out.append(f"## {task} · {adapter}\n")
@@ -318,3 +322,10 @@ def write_plots(analysis: Analysis, records: dict[str, Any], folder: Path) -> No
                               title=f"{metric}: method − Eng-FT · {task} · {adapter}")  # fmt: skip
     for key, curves in records.get("curves", {}).items():
         plots.t_curves(curves, folder / f"t_curve_{key.replace('/', '_')}.png", title=f"t selection · {key}")
+    training = records.get("training", {})
+    for adapter in sorted({value["adapter"] for value in training.values()}):
+        logs = {name: value.get("curve", []) for name, value in training.items() if value["adapter"] == adapter}
+        if any(logs.values()):
+            plot_training_curves(
+                logs, folder / f"training_{adapter}.png", title=f"training and held-out loss · {adapter}"
+            )

@@ -56,9 +56,11 @@ class RunRecords:
     diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"info": self.info, "curves": self.curves, "diagnostics": self.diagnostics, "notes": self.notes}
+        return {"info": self.info, "curves": self.curves, "diagnostics": self.diagnostics, "notes": self.notes,
+                "training": self.training}  # fmt: skip
 
     @property
     def rows(self) -> list[ScoreRow]:
@@ -77,6 +79,7 @@ class Pipeline:
         self.progress = progress
         self.cache = StepCache(config.output / "cache", read_only=dry_run, report=self._report)
         self.log = StepLog()
+        self.training: dict[str, dict[str, Any]] = {}
         self._base: Any = None
 
     # -- shared resources -------------------------------------------------------------------------------------
@@ -107,13 +110,29 @@ class Pipeline:
         with self.cache.claim(kind, key, name) as found:
             if found is not None:
                 self._note(kind, name, "cached")
+                self._record_training(kind, values, found)
                 return key, found / "adapter"
             if self.dry_run:
                 self._note(kind, name, "planned")
                 return key, self.cache.path(kind, key) / "adapter"
             self._train_step(kind, name, key, inputs, values)
         self._note(kind, name, "executed")
+        self._record_training(kind, values, self.cache.path(kind, key))
         return key, self.cache.path(kind, key) / "adapter"
+
+    def _record_training(self, kind: str, values: dict[str, Any], folder: Path) -> None:
+        """Keep what the report shows of a trained adapter: losses before and after, and its loss curve."""
+        from adamergex.training.log import LOG_FILE, read_training_log
+
+        summary = json.loads((folder / "training.json").read_text())
+        log_path = folder / "adapter" / LOG_FILE
+        curve = [{k: r[k] for k in ("step", "loss", "validation_loss") if r.get(k) is not None}
+                 for r in (read_training_log(log_path) if log_path.is_file() else [])]  # fmt: skip
+        role = "reference" if kind == "reference" else ("task" if values["lang"] == self.config.source_lang
+                                                         else "target-ft")  # fmt: skip
+        name = f"{role}/{values['adapter']}/{values['lang']}/seed{values['seed']}"
+        self.training[name] = {"role": role, "adapter": values["adapter"], "lang": values["lang"],
+                               "seed": values["seed"], "data": values["data"], **summary, "curve": curve}  # fmt: skip
 
     def _train_step(self, kind: str, name: str, key: str, inputs: dict[str, Any], values: dict[str, Any]) -> None:
         from adamergex.training.config import TrainingConfig
@@ -127,6 +146,7 @@ class Pipeline:
                                              "resume": resume})  # fmt: skip
             result = train_adapter(settings, base=self.base, progress=self.progress)
             summary = {"steps": result.steps, "train_loss": result.train_loss,
+                       "initial_validation_loss": result.initial_validation_loss,
                        "validation_loss": result.validation_loss, "wall_time_s": result.wall_time_s}  # fmt: skip
             (folder / "training.json").write_text(json.dumps(summary, indent=2))
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -284,6 +304,7 @@ class Pipeline:
                     trained[seed]["tasks"][task.name] = self._run_task(records, adapter, seed, task, references,
                                                                        methods)  # fmt: skip
             self._noise_floor(records, adapter, langs, trained)
+        records.training = dict(self.training)
         return records
 
     def _info(self) -> dict[str, Any]:

@@ -57,6 +57,24 @@ def test_end_to_end(first_run) -> None:
     assert len(trained) == 4  # Rs (en), Rt (de), T (en), target-ft (de)
 
 
+def test_report_shows_what_each_adapter_learned(first_run) -> None:
+    """The held-out loss before and after training of every adapter, as the trainer logged it, and the curves."""
+    _, output, _, records, results = first_run
+    assert set(records.training) == {"reference/lora/en/seed0", "reference/lora/de/seed0", "task/lora/en/seed0",
+                                     "target-ft/lora/de/seed0"}  # fmt: skip
+    table = (results / "results.md").read_text()
+    assert "Did each adapter learn?" in table
+    summaries = {path.parent: json.loads(path.read_text()) for path in (output / "cache").glob("*/*/training.json")}
+    for name, value in records.training.items():
+        folder = next(f for f, summary in summaries.items() if summary == {k: value[k] for k in summary})
+        log = [json.loads(line) for line in (folder / "adapter" / "training_log.jsonl").read_text().splitlines()]
+        assert log[0]["step"] == 0 and log[0]["validation_loss"] == value["initial_validation_loss"]
+        assert log[-1]["validation_loss"] == value["validation_loss"], name
+        assert f"{value['initial_validation_loss']:.3f}" in table and f"{value['validation_loss']:.3f}" in table
+        assert [r["step"] for r in value["curve"]] == [r["step"] for r in log]
+    assert (results / "training_lora.png").is_file()
+
+
 def test_second_run_is_fully_cached(first_run) -> None:
     config, _, _, records, _ = first_run
     again, records_again, _ = _run(config)
