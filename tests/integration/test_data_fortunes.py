@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adamergex.data.cache import sha256_file
 from adamergex.data.sources.fortunes import PACKAGES, documents_cache_path, fortunes_cache_dir, load_fortunes
+from adamergex.files import sha256_file
 
 pytestmark = pytest.mark.integration
 

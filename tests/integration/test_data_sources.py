@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from adamergex.data.cache import sha256_file
 from adamergex.data.languages import LANGUAGES
 from adamergex.data.sources import udhr as udhr_source
 from adamergex.data.sources.bigbench import cached_archive_path
@@ -18,6 +17,7 @@ from adamergex.data.sources.multiemo import MULTIEMO_LANGUAGES, load_multiemo
 from adamergex.data.sources.udhr import load_declaration, obtain_udhr
 from adamergex.data.splits import POLISH_UNTRANSLATED_INDEX, UNALIGNED, aligned_index
 from adamergex.data.tasks import get_task
+from adamergex.files import sha256_file
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
-"""PEFT adapter folders: typed in-memory adapters, reading and atomic writing, provenance."""
+"""PEFT adapter folders: typed in-memory adapters, reading and writing, provenance."""
 
-from adamergex.adapters.io import atomic_directory, read_adapter, write_adapter
+from adamergex.adapters.io import read_adapter, write_adapter
 from adamergex.adapters.types import IA3Adapter, IA3Module, LoraAdapter, LoraModule
 
 __all__ = [
@@ -8,7 +8,6 @@ __all__ = [
     "IA3Module",
     "LoraAdapter",
     "LoraModule",
-    "atomic_directory",
     "read_adapter",
     "write_adapter",
 ]

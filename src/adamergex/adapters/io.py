@@ -1,18 +1,12 @@
 """Reading and writing PEFT adapter folders without loading a base model.
 
 A folder holds ``adapter_config.json`` and ``adapter_model.safetensors`` (``adapter_model.bin`` is read too).
-Writing goes to a temporary folder beside the destination that is renamed into place only when complete, so
-an output folder is either whole or absent.
+Writing goes through :func:`adamergex.files.atomic_directory`, so an output folder is either whole or absent.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +24,8 @@ from adamergex.adapters.types import (
     lora_scale,
     resolve_rank_alpha,
 )
-from adamergex.errors import AdapterFormatError, NumericalError, OutputExistsError, StorageError
-from adamergex.files import STORAGE_ERRNOS, make_folder, storage_error
+from adamergex.errors import AdapterFormatError, NumericalError, StorageError
+from adamergex.files import atomic_directory
 from adamergex.merging.lora import all_finite
 
 CONFIG_FILE = "adapter_config.json"
@@ -50,63 +44,6 @@ _IA3_SUFFIX = ".ia3_l"
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-@contextlib.contextmanager
-def atomic_directory(out: str | Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder that becomes ``out`` only if the block finishes without an exception.
-
-    An existing ``out`` is refused before any work is done unless ``force``; with ``force`` it is replaced
-    only after the new content is complete (several writers may race; the last one's folder stays). On
-    failure the temporary folder is removed. A path that cannot be written (no permission, a read-only or
-    full disk, a file in the way) is a :class:`StorageError`.
-    """
-    out = Path(out)
-    if out.exists() and not force:
-        raise OutputExistsError(f"output folder already exists: {out} (pass --force / force=True to replace it)")
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"output path exists and is not a folder: {out}")
-    make_folder(out.parent)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir()
-    except OSError as error:
-        raise storage_error(error, "write", out) from None
-    try:
-        yield tmp
-        _move_into_place(tmp, out, force=force)
-    except BaseException as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
-            raise storage_error(error, "write", out) from None
-        raise
-
-
-def _move_into_place(tmp: Path, out: Path, *, force: bool, attempts: int = 100) -> None:
-    """Rename ``tmp`` to ``out``; with ``force`` an existing ``out`` is moved aside first and then removed.
-
-    Another writer may put its own folder at ``out`` between our two renames; we then try again, so
-    concurrent writers never fail and one complete folder always ends at ``out``.
-    """
-    for _ in range(attempts):
-        if out.exists() and not force:
-            raise OutputExistsError(f"output folder appeared while writing: {out} (pass --force to replace it)")
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        moved_aside = False
-        if out.exists():
-            with contextlib.suppress(FileNotFoundError):
-                out.rename(old)
-                moved_aside = True
-        try:
-            tmp.rename(out)
-            return
-        except OSError as error:
-            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
-        finally:
-            if moved_aside:
-                shutil.rmtree(old, ignore_errors=True)
-    raise StorageError(f"cannot write {out}: other writers kept replacing it ({attempts} attempts)")
 
 
 def _read_config(folder: Path) -> dict[str, Any]:

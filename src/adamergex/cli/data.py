@@ -10,7 +10,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from adamergex.data.cache import cache_root
 from adamergex.data.languages import LANGUAGES
 from adamergex.data.prepare import prepare_reference, prepare_task
 from adamergex.data.reference import REFERENCE_SOURCES
@@ -21,6 +20,7 @@ from adamergex.data.tasks import PROTOCOLS, TRUNCATIONS, get_task, list_tasks
 from adamergex.data.tasks.entailed_polarity import SOURCES as POLARITY_SOURCES
 from adamergex.data.tasks.entailed_polarity import cache_path as polarity_cache_path
 from adamergex.errors import AdamergexError
+from adamergex.files import cache_root
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 

@@ -1,22 +1,18 @@
 """The data cache: where downloaded and extracted sources live, and small helpers to fill it safely.
 
-The cache root is :func:`adamergex.files.cache_root`. Everything is written to a temporary name and renamed
-into place, so an interrupted download or extraction never leaves a half-written file that a later run would
+The cache root is :func:`adamergex.files.cache_root`. Everything is written through the atomic writers of
+:mod:`adamergex.files`, so an interrupted download or extraction never leaves a half-written file that a later run would
 trust.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from adamergex.errors import AdamergexError
-from adamergex.files import CACHE_ENV, atomic_write_bytes, atomic_write_text, cache_root, sha256_file
-
-__all__ = ["CACHE_ENV", "atomic_write_bytes", "atomic_write_text", "cache_root", "sha256_file"]
+from adamergex.files import cache_root, sha256_file
 
 
 class SourceUnavailableError(AdamergexError):
@@ -52,18 +48,6 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
             f"{path}: sha256 {actual} does not match the pinned {expected} of {what} "
             "(corrupted or a different version; delete it and obtain it again)"
         )
-
-
-def publish_directory(temporary: Path, final: Path) -> Path:
-    """Rename a fully written ``temporary`` folder to ``final``; if another process won the race, keep theirs."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(temporary, final)
-    except OSError:
-        if not final.exists():
-            raise
-        shutil.rmtree(temporary, ignore_errors=True)
-    return final
 
 
 def run_tool(command: Sequence[str], *, cwd: Path, what: str, how_to_supply: str) -> None:

@@ -16,10 +16,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from adamergex.data.cache import atomic_write_text, sha256_file
 from adamergex.data.reference import ReferenceCorpus, build_reference_corpus, load_reference_source
 from adamergex.data.tasks import Protocol, Truncation, get_task, rendered_fingerprint
 from adamergex.errors import OutputExistsError
+from adamergex.files import atomic_write_text, sha256_file
 
 SIDECAR_SUFFIX = ".provenance.json"
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from adamergex.data.cache import atomic_write_text
 from adamergex.errors import AdamergexError
+from adamergex.files import atomic_write_text
 
 ChunkMode = Literal["tokens", "words"]
 REFERENCE_SOURCES: tuple[str, ...] = ("udhr", "fortunes", "task-text", "huggingface", "files")

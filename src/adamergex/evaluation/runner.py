@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any, Literal
 import torch
 
 from adamergex.adapters.provenance import environment_versions
-from adamergex.errors import AdamergexError, OutputExistsError
+from adamergex.errors import AdamergexError
 from adamergex.evaluation.generation import answer_extractor, generate_greedy
 from adamergex.evaluation.loglikelihood import encode_text, score_multiple_choice
 from adamergex.evaluation.metrics import (
@@ -30,6 +29,7 @@ from adamergex.evaluation.metrics import (
     macro_f1_with_interval,
     mean_with_interval,
 )
+from adamergex.files import atomic_write_text
 
 BatchSize = int | Literal["auto"]
 RESULTS_SCHEMA = "adamergex.eval/1"
@@ -318,21 +318,9 @@ def _generation_metrics(
 
 
 def write_results(results: Sequence[EvalResult], out: str | Path, *, force: bool = False) -> Path:
-    """Write ``{"results": [...]}`` to ``out`` atomically (temporary file, then rename).
+    """Write ``{"results": [...]}`` to ``out`` atomically.
 
     Raises :class:`~adamergex.errors.OutputExistsError` when ``out`` exists and ``force`` is false.
     """
-    out = Path(out)
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} already exists; pass --force to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = json.dumps({"results": [result.to_json() for result in results]}, indent=2, ensure_ascii=False)
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(payload + "\n")
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write_text(Path(out), payload + "\n", force=force)

@@ -1,6 +1,6 @@
 """Base models: loading from short names, folders, GGUF files and the hub, with a content fingerprint."""
 
-from adamergex.models.cache import cache_root
+from adamergex.files import cache_root
 from adamergex.models.loading import (
     LoadedModel,
     ModelUnavailableError,

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from adamergex.adapters.io import atomic_directory
 from adamergex.adapters.provenance import PROVENANCE_FILE, write_provenance
 from adamergex.errors import AdamergexError, OutputExistsError
-from adamergex.models.cache import cache_root, file_sha256, files_fingerprint
+from adamergex.files import atomic_directory, cache_root
+from adamergex.models.cache import file_sha256, files_fingerprint
 from adamergex.models.packaged import PACKAGED_MODELS, packaged_gguf
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from adamergex.adapters.provenance import sha256_file
 from adamergex.errors import AdamergexError
-from adamergex.models.cache import cache_root, file_sha256
+from adamergex.files import atomic_file, atomic_write_text, cache_root, make_folder, sha256_file
+from adamergex.models.cache import file_sha256
 
 
 class ChecksumMismatchError(AdamergexError):
@@ -77,15 +76,10 @@ def _locate_gemma(folder: Path) -> Path:
         raise MissingModelPackageError(
             f"a chunk package of gemma-3-270m is missing ({error.name}); reinstall with: {_GEMMA_INSTALL}"
         ) from error
-    tmp = folder / f".{package.MODEL_NAME}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with tmp.open("wb") as out:
-            for chunk in chunks:
-                with chunk.open("rb") as part:
-                    shutil.copyfileobj(part, out, 1 << 20)
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(target, force=True) as out:
+        for chunk in chunks:
+            with chunk.open("rb") as part:
+                shutil.copyfileobj(part, out, 1 << 20)
     return target
 
 
@@ -132,8 +126,7 @@ def packaged_gguf(name: str) -> tuple[PackagedModel, Path]:
         ChecksumMismatchError: the file's sha256 is not the published one.
     """
     entry = PACKAGED_MODELS[name]
-    folder = cache_root() / "gguf" / name
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(cache_root() / "gguf" / name)
     path = entry.locate(folder)
     if not path.is_file():
         raise MissingModelPackageError(f"{name}: expected GGUF file {path} is missing; reinstall: {entry.install}")
@@ -155,6 +148,5 @@ def show_licence_once(entry: PackagedModel) -> bool:
     if marker.exists():
         return False
     sys.stderr.write(f"[adamergex] licence notice for {entry.name}: {entry.licence}\n")
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(entry.licence + "\n")
+    atomic_write_text(marker, entry.licence + "\n", force=True)
     return True

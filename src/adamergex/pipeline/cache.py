@@ -33,7 +33,14 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from adamergex.errors import StorageError
-from adamergex.files import STORAGE_ERRNOS, atomic_write_text, make_folder, sha256_file, storage_error
+from adamergex.files import (
+    atomic_directory,
+    atomic_write_text,
+    discard_directory,
+    make_folder,
+    sha256_file,
+    storage_error,
+)
 
 MANIFEST = "step.json"
 SCHEMA_VERSION = 1
@@ -135,14 +142,7 @@ class StepCache:
             return
         self.report(f"cache entry {step}/{folder.name} is damaged: {problem}; recomputing it")
         self._verified.pop(folder, None)
-        self._discard(folder)
-
-    @staticmethod
-    def _discard(folder: Path) -> None:
-        aside = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-        with contextlib.suppress(FileNotFoundError):
-            folder.rename(aside)
-            shutil.rmtree(aside, ignore_errors=True)
+        discard_directory(folder)
 
     def verify_all(self) -> tuple[int, list[str]]:
         """Check every sealed entry under the root, reachable from the current config or not.
@@ -233,19 +233,10 @@ class StepCache:
         final = self.path(step, key)
         make_folder(final.parent, "the step cache")
         with self._held(self._lock_path(final), step):
-            tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-            try:
-                tmp.mkdir()
+            # force: a damaged entry left under our key (found by lookup) is replaced, never reused.
+            with atomic_directory(final, force=True, action="write the cache entry") as tmp:
                 yield tmp
                 self._seal(tmp, step, key, inputs)
-                if final.exists():
-                    self._discard(final)
-                tmp.rename(final)
-            except BaseException as error:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
-                    raise storage_error(error, "write the cache entry", final) from None
-                raise
             self._verified[final] = _signature(final)
             self._journal(step, key)
 

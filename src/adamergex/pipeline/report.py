@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from adamergex.errors import AdamergexError
+from adamergex.files import atomic_directory
 from adamergex.pipeline.analysis import Analysis, Comparison, ScoreRow, analyse
 from adamergex.pipeline.predictions import Scored, read_csv, to_csv
 from adamergex.pipeline.training_summary import plot_training_curves, trained_adapters, training_markdown
@@ -283,8 +284,6 @@ def load_run(folder: Path) -> tuple[list[Scored], dict[str, Any]]:
 
 def write_report(folder: Path, out: Path | None = None, *, force: bool = True) -> Path:
     """Rebuild the report of the run in ``folder`` into ``out`` (default ``folder/results``), atomically."""
-    from adamergex.adapters.io import atomic_directory
-
     scored, records = load_run(folder)
     analysis = analyse(scored, records["info"])
     out = out or folder / "results"

@@ -38,9 +38,9 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from adamergex.adapters.io import atomic_directory
 from adamergex.adapters.provenance import adapter_fingerprint, write_provenance
 from adamergex.errors import AdamergexError, NumericalError, OutputExistsError
+from adamergex.files import atomic_directory
 from adamergex.models.loading import LoadedModel, load_base_model, resolve_dtype
 from adamergex.training.adapters import initialise_adapter
 from adamergex.training.config import TrainingConfig
@@ -257,7 +257,7 @@ def _micro_batches(run: _Run, step: int) -> Iterator[dict[str, torch.Tensor]]:
 
 def _check_output(config: TrainingConfig) -> None:
     if config.out.exists() and not config.force:
-        raise OutputExistsError(f"output folder already exists: {config.out} (pass --force to replace it)")
+        raise OutputExistsError(f"output folder already exists: {config.out} (pass --force / force=True to replace it)")
 
 
 def _make_accelerator(config: TrainingConfig, base: LoadedModel | None) -> Accelerator:

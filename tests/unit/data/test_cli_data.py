@@ -6,8 +6,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from adamergex.cli import main
-from adamergex.data.cache import sha256_file
 from adamergex.data.reference import ReferenceCorpus
+from adamergex.files import sha256_file
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "data"
 

