@@ -50,7 +50,7 @@ def test_gemma_loads_from_the_verified_package(gemma) -> None:
 
 
 def test_lora_on_udhr_german_lowers_the_validation_loss(gemma, tmp_path: Path) -> None:
-    from adamergex.adapters.provenance import read_provenance
+    from adamergex.provenance import read_provenance
     from adamergex.training import TrainingConfig, prepare_training_data, train_adapter
     from adamergex.training.data import collate
 

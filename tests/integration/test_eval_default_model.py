@@ -23,10 +23,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from adamergex.adapters.provenance import adapter_fingerprint, write_provenance
+from adamergex.adapters.io import adapter_fingerprint
 from adamergex.cli import main
 from adamergex.evaluation import evaluate
 from adamergex.evaluation.loglikelihood import encode_pair, score_multiple_choice
+from adamergex.provenance import write_provenance
 
 pytestmark = pytest.mark.integration
 

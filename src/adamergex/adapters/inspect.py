@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from adamergex.adapters.types import Adapter, LoraAdapter
-from adamergex.merging.lora import lowrank_frobenius_norm
+from adamergex.tensors import lowrank_frobenius_norm
 
 
 def module_type(name: str) -> str:

@@ -6,6 +6,7 @@ Writing goes through :func:`adamergex.files.atomic_directory`, so an output fold
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ from adamergex.adapters.types import (
     resolve_rank_alpha,
 )
 from adamergex.errors import AdapterFormatError, NumericalError, StorageError
-from adamergex.files import atomic_directory
-from adamergex.merging.lora import all_finite
+from adamergex.files import atomic_directory, sha256_file
+from adamergex.provenance import write_provenance
+from adamergex.tensors import all_finite
 
 CONFIG_FILE = "adapter_config.json"
 SAFETENSORS_FILE = "adapter_model.safetensors"
@@ -187,6 +189,21 @@ def read_adapter(path: str | Path) -> Adapter:
     return _read_ia3(folder, config, tensors)
 
 
+def adapter_fingerprint(folder: str | Path) -> str:
+    """A sha256 over an adapter folder's config and weight files (name and content of each, in order).
+
+    The provenance sidecar is excluded, so the fingerprint names the adapter, not the run that wrote it.
+    """
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for name in (CONFIG_FILE, SAFETENSORS_FILE, BIN_FILE):
+        path = folder / name
+        if path.is_file():
+            digest.update(name.encode())
+            digest.update(bytes.fromhex(sha256_file(path)))
+    return digest.hexdigest()
+
+
 def adapter_state_dict(adapter: Adapter, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """The tensors as PEFT saves them (keys prefixed ``base_model.model.``), optionally cast to ``dtype``."""
 
@@ -222,8 +239,6 @@ def write_adapter(
 
     Refuses non-finite values (nothing is written) and an existing ``out`` unless ``force``.
     """
-    from adamergex.adapters.provenance import write_provenance
-
     out = Path(out)
     state = adapter_state_dict(adapter, dtype)
     for key, tensor in state.items():

@@ -13,10 +13,11 @@ from rich.table import Table
 
 from adamergex.adapters.inspect import describe, module_type
 from adamergex.adapters.io import read_adapter
-from adamergex.adapters.provenance import read_provenance
 from adamergex.errors import AdapterFormatError
 from adamergex.merging.adapters import IA3_MODES, LORA_MODES
-from adamergex.merging.api import DTYPES, MergeSummary, combine, merge
+from adamergex.merging.api import COMPUTE_DTYPES, MergeSummary, combine, merge
+from adamergex.provenance import read_provenance
+from adamergex.tensors import DTYPES
 
 _DIR = click.Path(exists=False, file_okay=False, path_type=Path)
 
@@ -73,7 +74,7 @@ _common_options = [
     click.option("--rank", type=click.IntRange(min=1), default=None, help="Output rank for --mode svd."),
     click.option("--dtype", type=click.Choice(list(DTYPES)), default=None, help="Output dtype [default: task's]."),
     click.option(
-        "--compute-dtype", type=click.Choice(["float32", "float64"]), default="float32", help="Arithmetic dtype."
+        "--compute-dtype", type=click.Choice(COMPUTE_DTYPES), default="float32", help="Arithmetic dtype."
     ),
     click.option(
         "--modules-to-save",

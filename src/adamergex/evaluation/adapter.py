@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from adamergex.adapters.config import parse_adapter_config
-from adamergex.adapters.provenance import adapter_fingerprint, read_provenance
+from adamergex.adapters.io import adapter_fingerprint
 from adamergex.errors import AdamergexError, IncompatibleAdaptersError
+from adamergex.provenance import read_provenance
 
 
 def recorded_base(adapter_dir: str | Path) -> tuple[str | None, str | None]:
@@ -57,12 +58,12 @@ def check_adapter_base(adapter_dir: str | Path, loaded: Any) -> None:
         if fingerprint != loaded_fingerprint:
             raise IncompatibleAdaptersError(
                 f"adapter {adapter_dir} was trained on base model {name or '?'} (fingerprint {fingerprint[:12]}), "
-                f"not on --base {loaded.name} (fingerprint {loaded_fingerprint[:12]})"
+                f"not on the base model given, {loaded.name} (fingerprint {loaded_fingerprint[:12]})"
             )
         return
     if name and not _same_name(name, loaded.name, getattr(loaded, "path", None)):
         raise IncompatibleAdaptersError(
-            f"adapter {adapter_dir} was made for base model {name!r}, not for --base {loaded.name!r}"
+            f"adapter {adapter_dir} was made for base model {name!r}, not for the base model given, {loaded.name!r}"
         )
 
 

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 import torch
 
-from adamergex.adapters.provenance import environment_versions
 from adamergex.errors import AdamergexError
 from adamergex.evaluation.generation import answer_extractor, generate_greedy
 from adamergex.evaluation.loglikelihood import encode_text, score_multiple_choice
@@ -30,6 +29,7 @@ from adamergex.evaluation.metrics import (
     mean_with_interval,
 )
 from adamergex.files import atomic_write_text
+from adamergex.provenance import environment_versions
 
 BatchSize = int | Literal["auto"]
 RESULTS_SCHEMA = "adamergex.eval/1"

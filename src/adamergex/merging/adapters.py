@@ -17,6 +17,7 @@ from adamergex.adapters.types import Adapter, IA3Adapter, IA3Module, LoraAdapter
 from adamergex.errors import IncompatibleAdaptersError, NumericalError
 from adamergex.merging import ia3 as ia3_algebra
 from adamergex.merging import lora as lora_algebra
+from adamergex.tensors import all_finite, lowrank_frobenius_norm
 
 LoraMode = Literal["concat", "svd", "factor"]
 IA3Mode = Literal["multiplicative", "additive"]
@@ -76,7 +77,7 @@ def check_compatible(
         if not allow_base_mismatch:
             raise IncompatibleAdaptersError(
                 f"adapters name different base models ({listing}); expected one base model "
-                "(pass --allow-base-mismatch if these name the same model)"
+                "(pass --allow-base-mismatch / allow_base_mismatch=True if these name the same model)"
             )
         notes.append(f"base model names differ ({listing}); allowed by the user, shapes checked")
     if unnamed:
@@ -107,7 +108,8 @@ def resolve_modules_to_save(
     if holders and policy != "task":
         raise IncompatibleAdaptersError(
             f"{', '.join(holders)} hold full module copies (modules_to_save) that cannot be merged without the "
-            "base model; expected none, or pass --modules-to-save task to copy the task adapter's"
+            "base model; expected none, or pass --modules-to-save task / modules_to_save='task' to copy the task "
+            "adapter's"
         )
     extra = dict(adapters[0].extra_tensors)
     if holders:
@@ -144,14 +146,14 @@ def _relative_change(
     if first is None:
         return float("inf")
     # A diagnostic: float32 Gram products suffice unless the change is a difference of nearly equal products.
-    base = lora_algebra.lowrank_frobenius_norm(first.scale * first.lora_A, first.lora_B, torch.float32)
+    base = lowrank_frobenius_norm(first.scale * first.lora_A, first.lora_B, torch.float32)
     if others:
         diff_A, diff_B = lora_algebra.concat_factors(others, out_A.dtype)
-        change = lora_algebra.lowrank_frobenius_norm(diff_A, diff_B, torch.float32)
+        change = lowrank_frobenius_norm(diff_A, diff_B, torch.float32)
     else:
         diff_A = torch.cat([out_A, -first.scale * first.lora_A.to(out_A.dtype)], dim=0)
         diff_B = torch.cat([out_B, first.lora_B.to(out_B.dtype)], dim=1)
-        change = lora_algebra.lowrank_frobenius_norm(diff_A, diff_B)
+        change = lowrank_frobenius_norm(diff_A, diff_B)
     return change / base if base > 0 else float("inf") if change > 0 else 0.0
 
 
@@ -216,7 +218,7 @@ def combine_lora(
             compressed = lora_algebra.compress_factors(lora_A, lora_B, rank)  # type: ignore[arg-type]
             lora_A, lora_B, kept = compressed.lora_A, compressed.lora_B, compressed.kept_energy
             exact = exact and compressed.rank >= sum(int(a.shape[0]) for _, a, _ in terms)
-        if not (lora_algebra.all_finite(lora_A) and lora_algebra.all_finite(lora_B)):
+        if not (all_finite(lora_A) and all_finite(lora_B)):
             raise NumericalError(f"module {name}: the merged factors are not finite")
         embedding = present[0][0].modules[name].embedding
         modules[name] = LoraModule(lora_A.to(out_dtype), lora_B.to(out_dtype), 1.0, embedding)
@@ -254,7 +256,7 @@ def _combine_lora_factorwise(
         role, absent = next(iter(missing.items()))
         raise IncompatibleAdaptersError(
             f"factor mode needs the same modules in every adapter, but {role} lacks {absent[0]} "
-            f"({len(absent)} module(s)); use --mode concat or svd"
+            f"({len(absent)} module(s)); use mode / --mode concat or svd"
         )
     modules: dict[str, LoraModule] = {}
     reports: list[ModuleReport] = []
@@ -265,7 +267,7 @@ def _combine_lora_factorwise(
         if len(ranks) > 1 or len(scales) > 1:
             raise IncompatibleAdaptersError(
                 f"factor mode needs equal ranks and scales, but module {name} has ranks {ranks} and scales "
-                f"{scales}; use --mode concat or svd"
+                f"{scales}; use mode / --mode concat or svd"
             )
         terms = [(w, m.lora_A, m.lora_B) for w, m in zip(weights, present, strict=True)]
         lora_A, lora_B = lora_algebra.factorwise_combine(terms, compute_dtype)
@@ -350,7 +352,7 @@ def combine_ia3(
             vector = ia3_algebra.deviation_sum(vectors, weights)  # type: ignore[arg-type]
         else:
             vector = ia3_algebra.weighted_sum(vectors, weights)  # type: ignore[arg-type]
-        if not lora_algebra.all_finite(vector):
+        if not all_finite(vector):
             raise NumericalError(f"module {name}: the merged (IA)³ vector is not finite")
         modules[name] = IA3Module(vector.to(out_dtype), feedforward)
         reports.append(

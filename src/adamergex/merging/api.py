@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 import torch
 
-from adamergex.adapters.io import read_adapter, write_adapter
-from adamergex.adapters.provenance import adapter_fingerprint
+from adamergex.adapters.io import adapter_fingerprint, read_adapter, write_adapter
 from adamergex.adapters.types import Adapter, IA3Adapter, LoraAdapter
 from adamergex.errors import AdamergexError
 from adamergex.merging.adapters import (
@@ -32,14 +31,11 @@ from adamergex.merging.adapters import (
     resolve_modules_to_save,
 )
 from adamergex.merging.ia3 import DEFAULT_MIN_ABS
+from adamergex.tensors import dtype_by_name
 
 AdapterLike = str | Path | Adapter
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+#: The arithmetic dtypes ``compute_dtype`` is meant for (the CLI offers these; float64 for exactness).
+COMPUTE_DTYPES: tuple[str, ...] = ("float32", "float64")
 
 
 @dataclass
@@ -117,9 +113,7 @@ def _load(adapter: AdapterLike) -> Adapter:
 def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in DTYPES:
-        raise AdamergexError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+    return dtype_by_name(dtype)
 
 
 def _input_record(adapter: Adapter, role: str) -> dict[str, Any]:
@@ -167,7 +161,7 @@ def _check_lora_mode(mode: str, modes: Sequence[str], rank: int | None) -> None:
     if mode not in modes:
         raise AdamergexError(f"mode {mode!r} is not a LoRA merge mode; expected one of {', '.join(modes)}")
     if mode != "svd" and rank is not None:
-        raise AdamergexError(f"--rank applies to mode svd only, not {mode!r}")
+        raise AdamergexError(f"rank / --rank applies to mode svd only, not {mode!r}")
 
 
 def _finish(
@@ -270,7 +264,7 @@ def merge(
         if mode not in IA3_MODES:
             raise AdamergexError(f"mode {mode!r} is not an (IA)³ merge mode; expected one of {', '.join(IA3_MODES)}")
         if rank is not None:
-            raise AdamergexError("--rank applies to LoRA svd merges only, not to (IA)³")
+            raise AdamergexError("rank / --rank applies to LoRA svd merges only, not to (IA)³")
         combination = combine_ia3(prepared.adapters, roles, t=float(t), mode=mode,  # type: ignore[arg-type]
                                   min_abs=min_abs, clamp=clamp, compute_dtype=prepared.work_dtype,
                                   extra_tensors=prepared.extra)  # fmt: skip

@@ -5,7 +5,8 @@ A LoRA module adds ``s · B A x`` to a layer's output, so adapters combine addit
     ΔW_out = Σ_i w_i · s_i · B_i A_i          (AdaMergeX: w = (1, t, −t) for (T, Rt, Rs))
 
 Adding A and B factors separately is *not* this: ``(Σ A)(Σ B) ≠ Σ B A`` because of cross terms. Every function
-here works on factors and never forms a dense ΔW, except :func:`lowrank_frobenius_norm`'s small Gram products.
+here works on factors and never forms a dense ΔW (norms and inner products of such products, from small Gram
+matrices, are in :mod:`adamergex.tensors`).
 """
 
 from __future__ import annotations
@@ -96,28 +97,3 @@ def factorwise_combine(
     lora_A = sum(weight * a.to(dtype) for weight, a, _ in terms)
     lora_B = sum(weight * b.to(dtype) for weight, _, b in terms)
     return lora_A, lora_B  # type: ignore[return-value]
-
-
-def lowrank_frobenius_norm(lora_A: torch.Tensor, lora_B: torch.Tensor, dtype: torch.dtype = torch.float64) -> float:
-    """``‖B A‖_F`` from r × r Gram matrices: ``‖B A‖_F² = Σ (BᵀB) ⊙ (A Aᵀ)``, without forming ``B A``.
-
-    The Gram products are accumulated in ``dtype`` (float64 by default: when ``B A`` is a difference of nearly
-    equal products, float32 would lose the small result to cancellation).
-    """
-    a = lora_A.to(dtype)
-    b = lora_B.to(dtype)
-    squared = float(((b.T @ b) * (a @ a.T)).sum())
-    return max(squared, 0.0) ** 0.5
-
-
-def all_finite(tensor: torch.Tensor) -> bool:
-    """True when no element is NaN or ±inf; a finite sum proves it in one cheap reduction."""
-    if not tensor.is_floating_point():
-        return True
-    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
-
-
-def lowrank_inner(lora_A1: torch.Tensor, lora_B1: torch.Tensor, lora_A2: torch.Tensor, lora_B2: torch.Tensor) -> float:
-    """The Frobenius inner product ``⟨B₁A₁, B₂A₂⟩ = Σ (B₁ᵀB₂) ⊙ (A₁A₂ᵀ)``, from r₁ × r₂ products only."""
-    a1, b1, a2, b2 = (x.double() for x in (lora_A1, lora_B1, lora_A2, lora_B2))
-    return float(((b1.T @ b2) * (a1 @ a2.T)).sum())

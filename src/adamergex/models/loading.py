@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from adamergex.adapters.provenance import PROVENANCE_FILE, write_provenance
 from adamergex.errors import AdamergexError, OutputExistsError
 from adamergex.files import atomic_directory, cache_root
 from adamergex.models.cache import file_sha256, files_fingerprint
 from adamergex.models.packaged import PACKAGED_MODELS, packaged_gguf
+from adamergex.provenance import PROVENANCE_FILE, write_provenance
+from adamergex.tensors import dtype_by_name
 
 
 class UnknownModelError(AdamergexError):
@@ -37,14 +38,8 @@ class ModelUnavailableError(AdamergexError):
     """A hub model could not be downloaded (offline or missing) and no local copy exists."""
 
 
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
+#: Weight dtypes a model may be loaded in (float64 weights would only waste memory and time).
+WEIGHT_DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FINGERPRINT_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".tiktoken")
 
@@ -91,10 +86,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
         if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32
-    try:
-        return _DTYPES[dtype.lower()]
-    except KeyError:
-        raise AdamergexError(f"unknown dtype {dtype!r}; expected one of auto, {', '.join(_DTYPES)}") from None
+    return dtype_by_name(dtype, WEIGHT_DTYPES, aliases=True, handled=("auto",))
 
 
 def _fingerprint_folder(folder: Path) -> str:

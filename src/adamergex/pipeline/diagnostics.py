@@ -29,7 +29,7 @@ import torch
 
 from adamergex.adapters.types import Adapter, IA3Adapter, LoraAdapter
 from adamergex.errors import AdamergexError
-from adamergex.merging.lora import lowrank_frobenius_norm, lowrank_inner
+from adamergex.tensors import lowrank_frobenius_norm, lowrank_inner
 
 Factors = tuple[torch.Tensor, torch.Tensor]
 

@@ -60,8 +60,8 @@ def default_lora_targets(model: nn.Module) -> list[str]:
             targets.append(found)
     if not targets:
         raise TargetModuleError(
-            "no attention/MLP projection found for LoRA; pass --target-modules with some of the model's "
-            f"linear modules: {', '.join(sorted(available))}"
+            "no attention/MLP projection found for LoRA; pass target_modules / --target-modules with some of the "
+            f"model's linear modules: {', '.join(sorted(available))}"
         )
     return targets
 
@@ -105,8 +105,9 @@ def build_peft_config(model: nn.Module, config: TrainingConfig) -> PeftConfig:
         feedforward = list(TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING[model_type])
     else:
         raise TargetModuleError(
-            f"PEFT has no (IA)³ defaults for model type {model_type!r}; pass --target-modules and "
-            f"--feedforward-modules from its linear modules: {', '.join(linear_module_names(model))}"
+            f"PEFT has no (IA)³ defaults for model type {model_type!r}; pass target_modules / --target-modules and "
+            "feedforward_modules / --feedforward-modules from its linear modules: "
+            f"{', '.join(linear_module_names(model))}"
         )
     check_targets(model, [t.rsplit(".", 1)[-1] for t in targets])
     return IA3Config(task_type=TaskType.CAUSAL_LM, target_modules=targets, feedforward_modules=feedforward)

@@ -262,12 +262,12 @@ def prepare_training_data(config: TrainingConfig, tokenizer: Any) -> TrainingDat
         data = _reference_from_corpus(ReferenceCorpus.load(spec), config, spec, lang)
     else:
         raise TrainingDataError(
-            f"--data {spec!r} is neither a reference corpus file, 'reference:SOURCE' nor 'task:NAME'"
+            f"data / --data {spec!r} is neither a reference corpus file, 'reference:SOURCE' nor 'task:NAME'"
         )
     if not data.train:
-        raise EmptyDatasetError(f"--data {spec!r} gives no training example for language {lang!r}")
+        raise EmptyDatasetError(f"data / --data {spec!r} gives no training example for language {lang!r}")
     data.validation = data.validation[: config.max_validation_items]
-    _check_ids(data.train + data.validation, len(tokenizer), f"--data {spec!r}")
+    _check_ids(data.train + data.validation, len(tokenizer), f"data / --data {spec!r}")
     return data
 
 

@@ -38,10 +38,11 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from adamergex.adapters.provenance import adapter_fingerprint, write_provenance
+from adamergex.adapters.io import adapter_fingerprint
 from adamergex.errors import AdamergexError, NumericalError, OutputExistsError
 from adamergex.files import atomic_directory
 from adamergex.models.loading import LoadedModel, load_base_model, resolve_dtype
+from adamergex.provenance import write_provenance
 from adamergex.training.adapters import initialise_adapter
 from adamergex.training.config import TrainingConfig
 from adamergex.training.data import IGNORE_INDEX, TrainingData, batch_plan, collate, prepare_training_data
@@ -230,17 +231,17 @@ def _load_checkpoint(run: _Run, model: torch.nn.Module, optimizer: Any, schedule
     root = run.config.checkpoint_root
     found = _checkpoints(root)
     if not found:
-        raise ResumeError(f"--resume: no checkpoint in {root}; run without --resume to start from scratch")
+        raise ResumeError(f"resume / --resume: no checkpoint in {root}; run without it to start from scratch")
     path = found[-1]
     state = json.loads((path / _STATE_FILE).read_text())
     if state.get("identity") != run.identity:
         raise ResumeError(
-            f"--resume: checkpoint {path} was made with other settings, data or base model; "
-            "use the same settings, or start again without --resume"
+            f"resume / --resume: checkpoint {path} was made with other settings, data or base model; "
+            "use the same settings, or start again without resume"
         )
     rng_file = path / f"rng_rank{run.accelerator.process_index}.pt"
     if not rng_file.is_file():
-        raise ResumeError(f"--resume: {path} has no RNG state for process {run.accelerator.process_index}")
+        raise ResumeError(f"resume / --resume: {path} has no RNG state for process {run.accelerator.process_index}")
     weights = load_file(str(path / "adapter_model.safetensors"), device=str(run.accelerator.device))
     set_peft_model_state_dict(run.accelerator.unwrap_model(model), weights)
     optimizer.load_state_dict(torch.load(path / _OPTIMIZER_FILE, map_location="cpu", weights_only=False))
@@ -267,7 +268,7 @@ def _make_accelerator(config: TrainingConfig, base: LoadedModel | None) -> Accel
     one process (a pipeline, the tests) may differ in device or precision.
     """
     if config.device == "cuda" and not torch.cuda.is_available():
-        raise AdamergexError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+        raise AdamergexError("device / --device cuda was asked for but no CUDA device is available; use cpu or auto")
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()
     dtype = base.dtype if base is not None else resolve_dtype(config.dtype, "cpu" if use_cpu else "cuda")
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -366,7 +367,9 @@ def _train(
     state: dict[str, Any] = {"step": 0, "history": [], "wall_time_s": 0.0, "tokens": 0}
     sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
     if sharded and config.resume:
-        raise ResumeError("--resume is supported for single-process and DDP runs, not FSDP/DeepSpeed (sharded state)")
+        raise ResumeError(
+            "resume / --resume is supported for single-process and DDP runs, not FSDP/DeepSpeed (sharded state)"
+        )
     if config.resume:
         state = _load_checkpoint(run, model, optimizer, scheduler)
         state.pop("identity", None)
@@ -419,7 +422,8 @@ def _loop(run: _Run, model: Any, optimizer: Any, scheduler: Any, state: dict[str
         if not math.isfinite(step_loss):
             raise NonFiniteLossError(
                 f"training loss is {step_loss} at step {step + 1} of {run.total_steps} "
-                f"(learning rate {scheduler.get_last_lr()[0]:.3g}); lower --learning-rate or use --dtype float32"
+                f"(learning rate {scheduler.get_last_lr()[0]:.3g}); lower learning_rate / --learning-rate or use "
+                "dtype / --dtype float32"
             )
         accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
         lr = scheduler.get_last_lr()[0]

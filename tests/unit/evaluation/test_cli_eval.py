@@ -10,11 +10,12 @@ import torch
 from click.testing import CliRunner
 from peft import LoraConfig, get_peft_model
 
-from adamergex.adapters.provenance import PROVENANCE_FILE, adapter_fingerprint
+from adamergex.adapters.io import adapter_fingerprint
 from adamergex.cli import main
 from adamergex.errors import IncompatibleAdaptersError
 from adamergex.evaluation.adapter import attach_adapter, check_adapter_base
 from adamergex.models import load_base_model
+from adamergex.provenance import PROVENANCE_FILE
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "evaluation"
 

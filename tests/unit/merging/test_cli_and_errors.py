@@ -12,8 +12,9 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from adamergex.adapters.provenance import PROVENANCE_FILE, adapter_fingerprint
+from adamergex.adapters.io import adapter_fingerprint
 from adamergex.cli import main
+from adamergex.provenance import PROVENANCE_FILE
 
 
 def run(*args: str | Path) -> tuple[int, str]:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adamergex.adapters.io import read_adapter
-from adamergex.adapters.provenance import adapter_fingerprint, read_provenance, write_provenance
+from adamergex.adapters.io import adapter_fingerprint, read_adapter
 from adamergex.errors import OutputExistsError
 from adamergex.files import atomic_directory
+from adamergex.provenance import read_provenance, write_provenance
 
 
 def test_atomic_directory_leaves_nothing_on_failure(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from adamergex.merging.lora import (
     compress_factors,
     concat_factors,
     factorwise_combine,
-    lowrank_frobenius_norm,
 )
+from adamergex.tensors import lowrank_frobenius_norm
 
 
 def _random_term(generator: torch.Generator, coefficient: float, rank: int, out: int, inp: int):

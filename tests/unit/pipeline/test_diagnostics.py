@@ -7,8 +7,8 @@ import torch
 
 from adamergex.adapters.types import IA3Adapter, IA3Module, LoraAdapter, LoraModule
 from adamergex.errors import AdamergexError
-from adamergex.merging.lora import lowrank_inner
 from adamergex.pipeline.diagnostics import gap_alignment, language_gap_alignment, random_cosine_rms, summarize
+from adamergex.tensors import lowrank_inner
 
 
 def _adapter(seed: int, rank: int, scale: float, names: list[str]) -> LoraAdapter:

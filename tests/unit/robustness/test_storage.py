@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from safetensors import SafetensorError
 
 import adamergex.adapters.io as adapter_io
-from adamergex.adapters.provenance import PROVENANCE_FILE
 from adamergex.cli import main
+from adamergex.provenance import PROVENANCE_FILE
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> tuple[int, str]:

@@ -15,8 +15,8 @@ import yaml
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from adamergex.adapters.provenance import read_provenance
 from adamergex.cli import main
+from adamergex.provenance import read_provenance
 from adamergex.training import TrainingConfig, train_adapter
 
 

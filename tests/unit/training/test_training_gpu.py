@@ -16,9 +16,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 import adamergex
-from adamergex.adapters.provenance import read_provenance
 from adamergex.data.reference import build_reference_corpus
 from adamergex.models import load_base_model
+from adamergex.provenance import read_provenance
 from adamergex.training import TrainingConfig, TrainingResult, train_adapter
 from tiny_lm_folders import tiny_tokenizer, toy_documents, toy_task_data
 

@@ -12,9 +12,10 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from adamergex.adapters.provenance import adapter_fingerprint, read_provenance
+from adamergex.adapters.io import adapter_fingerprint
 from adamergex.errors import OutputExistsError
 from adamergex.models import UnknownModelError, load_base_model
+from adamergex.provenance import read_provenance
 from adamergex.training import (
     NonFiniteLossError,
     TargetModuleError,

@@ -1,12 +1,12 @@
 """Provenance sidecars: what went into an artifact, so that it can be traced and reproduced.
 
-Every folder adamergex writes carries ``adamergex_provenance.json`` with the inputs (paths and sha256),
-the settings, the library versions and the UTC time.
+Every folder adamergex writes (adapters, dequantised models, checkpoints) carries ``adamergex_provenance.json``
+with the inputs (paths and sha256), the settings, the library versions and the UTC time. Every layer writes
+them, so they live below all of them (next to :mod:`adamergex.files`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from datetime import datetime, timezone
@@ -15,34 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from adamergex.errors import AdapterFormatError
-from adamergex.files import sha256_file
-
-__all__ = [
-    "PROVENANCE_FILE",
-    "adapter_fingerprint",
-    "environment_versions",
-    "read_provenance",
-    "sha256_file",
-    "write_provenance",
-]
 
 PROVENANCE_FILE = "adamergex_provenance.json"
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
-
-
-def adapter_fingerprint(folder: str | Path) -> str:
-    """A sha256 over an adapter folder's config and weight files (name and content of each, in order).
-
-    The sidecar itself is excluded, so the fingerprint names the adapter, not the run that wrote it.
-    """
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    for name in ADAPTER_FILES:
-        path = folder / name
-        if path.is_file():
-            digest.update(name.encode())
-            digest.update(bytes.fromhex(sha256_file(path)))
-    return digest.hexdigest()
 
 
 def _package_version(name: str) -> str | None:
