@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 import adamergex
-from adamergex.pipeline.config import METHODS, load_config
+from adamergex.pipeline.config import load_config
+from adamergex.pipeline.methods import METHOD_NAMES
 from adamergex.pipeline.runner import run_experiment
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def test_demo_pipeline_on_gemma(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(config))
 
     _, records, results = run_experiment(load_config(path), progress=False)
-    assert {r.method for r in records.rows} == set(METHODS)
+    assert {r.method for r in records.rows} == set(METHOD_NAMES)
     base = next(r for r in records.rows if r.method == "base" and r.metric == "accuracy")
     eng_ft = next(r for r in records.rows if r.method == "eng-ft" and r.metric == "accuracy")
     assert base.n == eng_ft.n == 24

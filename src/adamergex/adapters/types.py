@@ -10,9 +10,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
+
+#: The adapter kinds adamergex reads, trains and merges.
+AdapterKind = Literal["lora", "ia3"]
+ADAPTER_KINDS: tuple[str, ...] = get_args(AdapterKind)
+#: How messages and reports spell each kind.
+KIND_NAMES: dict[str, str] = {"lora": "LoRA", "ia3": "(IA)³"}
 
 
 def lora_scale(rank: int, alpha: float, use_rslora: bool) -> float:

@@ -14,8 +14,8 @@ from rich.table import Table
 from adamergex.adapters.inspect import describe, module_type
 from adamergex.adapters.io import read_adapter
 from adamergex.errors import AdapterFormatError
-from adamergex.merging.adapters import IA3_MODES, LORA_MODES
 from adamergex.merging.api import COMPUTE_DTYPES, MergeSummary, combine, merge
+from adamergex.merging.combination import EXACT_LORA_MODES, IA3_MODES, LORA_MODES, MODULES_TO_SAVE
 from adamergex.provenance import read_provenance
 from adamergex.tensors import DTYPES
 
@@ -78,7 +78,7 @@ _common_options = [
     ),
     click.option(
         "--modules-to-save",
-        type=click.Choice(["refuse", "task"]),
+        type=click.Choice(MODULES_TO_SAVE),
         default="refuse",
         show_default=True,
         help="Full module copies cannot be merged: refuse, or copy the task adapter's.",
@@ -160,7 +160,7 @@ def merge_command(
 @click.command("combine")
 @click.option("--adapter", "adapters", type=_DIR, multiple=True, required=True, help="An adapter (repeat).")
 @click.option("--weight", "weights", type=float, multiple=True, required=True, help="Its weight (repeat, in order).")
-@click.option("--mode", type=click.Choice(["concat", "svd"]), default="concat", show_default=True)
+@click.option("--mode", type=click.Choice(EXACT_LORA_MODES), default="concat", show_default=True)
 @_with_common
 def combine_command(
     adapters: tuple[Path, ...],

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from adamergex.data.languages import LANGUAGES
 from adamergex.data.prepare import prepare_reference, prepare_task
-from adamergex.data.reference import REFERENCE_SOURCES
+from adamergex.data.reference import CHUNK_MODES, REFERENCE_SOURCES
 from adamergex.data.sources.fortunes import cached_fortunes_languages, fortunes_languages
 from adamergex.data.sources.multiemo import MULTIEMO_LANGUAGES, MULTIEMO_LEVELS, multiemo_cache_path
 from adamergex.data.sources.udhr import UDHR_VERSION, udhr_cache_dir
@@ -117,7 +117,7 @@ def prepare_group() -> None:
 @click.option("--lang", required=True, help="language (ISO 639-1, e.g. sw)")
 @click.option("--out", type=_FILE, required=True, help="output JSONL file")
 @click.option("--tokenizer", help="tokenizer folder, hub id or .gguf; without it the documents are written as text")
-@click.option("--mode", type=click.Choice(["tokens", "words"]), default="tokens", show_default=True)
+@click.option("--mode", type=click.Choice(CHUNK_MODES), default="tokens", show_default=True)
 @click.option("--chunk-tokens", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--chunk-words", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--validation-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True)

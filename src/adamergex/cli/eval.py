@@ -8,8 +8,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from adamergex.data.tasks.base import PROTOCOLS
 from adamergex.errors import AdamergexError, OutputExistsError
-from adamergex.evaluation.runner import BatchSize, EvalResult, evaluate, write_results
+from adamergex.evaluation.runner import BatchSize, EvalResult, write_results
 
 
 def _parse_batch_size(value: str) -> BatchSize:
@@ -58,7 +59,7 @@ def results_table(results: list[EvalResult]) -> Table:
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate a seeded subset of this many items.")
 @click.option(
     "--protocol",
-    type=click.Choice(["harness", "paper"]),
+    type=click.Choice(PROTOCOLS),
     default="harness",
     show_default=True,
     help="harness: lm-evaluation-harness prompts; paper: the AdaMergeX prompts.",
@@ -97,7 +98,7 @@ def eval_command(
 ) -> None:
     """Evaluate BASE (with ADAPTER) on TASK in each --lang; write results with 95% intervals to --out."""
     from adamergex.data.tasks import get_task
-    from adamergex.evaluation.adapter import attach_adapter, recorded_base
+    from adamergex.evaluation.adapter import evaluate_adapter, recorded_base
     from adamergex.models import load_base_model
 
     if out.exists() and not force:
@@ -109,36 +110,21 @@ def eval_command(
     if adapter is not None:
         recorded_base(adapter)  # a broken adapter folder fails before the model load
     loaded = load_base_model(base, dtype=dtype, device=device)
-    model, adapter_fingerprint = loaded.model, None
-    if adapter is not None:
-        model, adapter_fingerprint = attach_adapter(loaded, adapter)
-    load_options: dict[str, object] = {}
-    if max_text_tokens:
-        load_options.update(max_text_tokens=max_text_tokens, tokenizer=loaded.tokenizer)
-    if data_files:
-        load_options["data_files"] = list(data_files)
-    results = []
-    for lang in languages:
-        click.echo(f"{task.name} / {lang} / {split} ({protocol})", err=True)
-        results.append(
-            evaluate(
-                model,
-                loaded.tokenizer,
-                task,
-                lang,
-                split=split,
-                limit=limit,
-                protocol=protocol,  # type: ignore[arg-type]
-                batch_size=batch_size,
-                seed=seed,
-                model_name=loaded.name,
-                model_fingerprint=loaded.fingerprint,
-                adapter=str(adapter) if adapter is not None else None,
-                adapter_fingerprint=adapter_fingerprint,
-                keep_predictions=predictions,
-                load_options=load_options,
-            )
-        )
+    results = evaluate_adapter(
+        loaded,
+        adapter,
+        task,
+        languages,
+        options={"data_files": list(data_files)} if data_files else None,
+        max_text_tokens=max_text_tokens,
+        announce=lambda lang: click.echo(f"{task.name} / {lang} / {split} ({protocol})", err=True),
+        split=split,
+        limit=limit,
+        protocol=protocol,
+        batch_size=batch_size,
+        seed=seed,
+        keep_predictions=predictions,
+    )
     write_results(results, out, force=force)
     Console(stderr=True).print(results_table(results))
     click.echo(str(out))

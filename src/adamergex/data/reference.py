@@ -23,12 +23,13 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from adamergex.errors import AdamergexError
 from adamergex.files import atomic_write_text
 
 ChunkMode = Literal["tokens", "words"]
+CHUNK_MODES: tuple[str, ...] = get_args(ChunkMode)
 REFERENCE_SOURCES: tuple[str, ...] = ("udhr", "fortunes", "task-text", "huggingface", "files")
 _FORMAT = "adamergex.reference_corpus/1"
 

@@ -1,6 +1,6 @@
 """Evaluation: log-likelihood scoring, greedy generation, metrics with intervals, and the runner."""
 
-from adamergex.evaluation.generation import answer_extractor, final_number, generate_greedy
+from adamergex.evaluation.generation import generate_greedy
 from adamergex.evaluation.loglikelihood import ChoiceScores, encode_pair, score_multiple_choice
 from adamergex.evaluation.metrics import (
     MetricValue,
@@ -18,12 +18,10 @@ __all__ = [
     "EvalResult",
     "MetricValue",
     "accuracy",
-    "answer_extractor",
     "auto_batch_size",
     "encode_pair",
     "evaluate",
     "exact_match",
-    "final_number",
     "generate_greedy",
     "macro_f1",
     "rouge_l",

@@ -1,4 +1,5 @@
-"""Greedy generation in left-padded batches, cut at stop strings, and per-task answer extraction.
+"""Greedy generation in left-padded batches, cut at stop strings (each task reads its answer from the text
+with its own ``extract_answer``, declared with the task).
 
 Prompts are encoded the way lm-evaluation-harness encodes generation contexts (the tokenizer's own special
 tokens, none added when the prompt already starts with the BOS text; left-truncated to leave room for the
@@ -12,9 +13,7 @@ instead of being computed until the whole batch is done. The cut text is the sam
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -169,53 +168,3 @@ def generate_greedy(
                 outputs[index] = cut_at_stop(text, stop)
             bar.update(len(batch))
     return [outputs[index] for index in range(len(prompts))]
-
-
-_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
-
-
-def canonical_number(text: str) -> str | None:
-    """``"1,000"`` → ``"1000"``, ``"12.50"`` → ``"12.5"``, ``"3.0"`` → ``"3"``; None when not a number."""
-    try:
-        value = Decimal(text.replace(",", "").strip())
-    except InvalidOperation:
-        return None
-    if not value.is_finite():
-        return None
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
-    return format(value.normalize(), "f")
-
-
-def final_number(text: str) -> str:
-    """The last number in ``text``, canonical (thousands commas dropped, trailing decimal zeros dropped).
-
-    MGSM answers are read this way: "... so she has 1,000.50 dollars." → ``"1000.5"``; "" when there is
-    no number.
-    """
-    matches = _NUMBER.findall(text)
-    if not matches:
-        return ""
-    return canonical_number(matches[-1]) or ""
-
-
-def answer_span(text: str) -> str:
-    """An extractive answer (XQuAD): the first line of the generation, surrounding whitespace removed."""
-    return text.strip().split("\n", 1)[0].strip()
-
-
-def summary_text(text: str) -> str:
-    """A summary (XL-Sum): the generation with surrounding whitespace removed and inner whitespace collapsed."""
-    return " ".join(text.split())
-
-
-ANSWER_EXTRACTORS: dict[str, Callable[[str], str]] = {
-    "mgsm": final_number,
-    "xquad": answer_span,
-    "xlsum": summary_text,
-}
-
-
-def answer_extractor(task_name: str) -> Callable[[str], str]:
-    """The extraction for a generation task, by name (``mgsm``, ``xquad``, ``xlsum``); others strip."""
-    return ANSWER_EXTRACTORS.get(task_name, str.strip)

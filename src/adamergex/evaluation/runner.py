@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import torch
 
+from adamergex.data.tasks.base import Protocol
 from adamergex.errors import AdamergexError
-from adamergex.evaluation.generation import answer_extractor, generate_greedy
+from adamergex.evaluation.generation import generate_greedy
 from adamergex.evaluation.loglikelihood import encode_text, score_multiple_choice
 from adamergex.evaluation.metrics import (
     PER_ITEM_METRICS,
@@ -155,7 +156,7 @@ def evaluate(
     *,
     split: str = "test",
     limit: int | None = None,
-    protocol: Literal["harness", "paper"] = "harness",
+    protocol: Protocol = "harness",
     batch_size: BatchSize = "auto",
     seed: int = 0,
     model_name: str | None = None,
@@ -247,7 +248,7 @@ def evaluate(
             )
             for index, text in zip(indices, generated, strict=True):
                 texts[index] = text
-        extract = answer_extractor(task.name)
+        extract = task.extract_answer
         answers = [extract(text) for text in texts]
         references = [[extract(ref) for ref in _references(item.gold)] for item in rendered]
         metrics = _generation_metrics(task.metrics, answers, references, resamples, seed)

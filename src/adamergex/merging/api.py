@@ -1,6 +1,6 @@
 """The public merge API: ``merge`` (AdaMergeX) and ``combine`` (weighted sums, e.g. baselines).
 
-Both read adapter folders (or take in-memory adapters), combine them with :mod:`adamergex.merging.adapters`,
+Both read adapter folders (or take in-memory adapters), combine them with :mod:`adamergex.merging.combination`,
 optionally write the result atomically with a provenance sidecar, and return a :class:`MergeSummary`.
 """
 
@@ -10,18 +10,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from adamergex.adapters.io import adapter_fingerprint, read_adapter, write_adapter
 from adamergex.adapters.types import Adapter, IA3Adapter, LoraAdapter
 from adamergex.errors import AdamergexError
-from adamergex.merging.adapters import (
+from adamergex.merging.combination import (
+    EXACT_LORA_MODES,
     IA3_MODES,
+    IA3_RULES,
     LORA_MODES,
     Combination,
+    ExactLoraMode,
     IA3Mode,
+    IA3Rule,
     LoraMode,
     ModuleReport,
     ModulesToSave,
@@ -279,14 +283,14 @@ def combine(
     weights: Sequence[float],
     out: str | Path | None = None,
     *,
-    mode: Literal["concat", "svd"] = "concat",
+    mode: ExactLoraMode = "concat",
     rank: int | None = None,
     dtype: str | torch.dtype | None = None,
     compute_dtype: str | torch.dtype = torch.float32,
     modules_to_save: ModulesToSave = "refuse",
     allow_base_mismatch: bool = False,
     force: bool = False,
-    ia3_rule: Literal["weighted", "deviation"] = "weighted",
+    ia3_rule: IA3Rule = "weighted",
 ) -> MergeSummary:
     """A weighted combination ``Σ_i w_i · adapter_i``, e.g. the AriMerge baseline ``T + Rt``.
 
@@ -306,12 +310,12 @@ def combine(
                         dtype=dtype, compute_dtype=compute_dtype, rank=rank)  # fmt: skip
     weights = [float(w) for w in weights]
     if prepared.adapters[0].kind == "lora":
-        _check_lora_mode(mode, ("concat", "svd"), rank)
+        _check_lora_mode(mode, EXACT_LORA_MODES, rank)
         combination = combine_lora(prepared.adapters, weights, roles, mode=mode, rank=rank,  # type: ignore[arg-type]
                                    compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip
     else:
-        if ia3_rule not in ("weighted", "deviation"):
-            raise AdamergexError(f"(IA)³ rule {ia3_rule!r} is unknown; expected weighted or deviation")
+        if ia3_rule not in IA3_RULES:
+            raise AdamergexError(f"(IA)³ rule {ia3_rule!r} is unknown; expected one of {', '.join(IA3_RULES)}")
         mode = ia3_rule  # type: ignore[assignment]
         combination = combine_ia3(prepared.adapters, roles, weights=weights, mode=ia3_rule,  # type: ignore[arg-type]
                                   compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip

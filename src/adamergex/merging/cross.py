@@ -17,7 +17,7 @@ import torch
 
 from adamergex.adapters.types import LoraAdapter, LoraModule
 from adamergex.errors import IncompatibleAdaptersError
-from adamergex.merging.adapters import Combination, ModuleReport, lora_output_config
+from adamergex.merging.combination import Combination, ModuleReport, lora_output_config
 from adamergex.merging.ia3 import DEFAULT_MIN_ABS, guarded_ratio
 from adamergex.merging.lora import Compressed
 

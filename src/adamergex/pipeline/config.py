@@ -6,17 +6,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from adamergex.adapters.types import AdapterKind
+from adamergex.data.tasks.base import Protocol
 from adamergex.errors import AdamergexError
+from adamergex.merging.combination import ExactLoraMode
+from adamergex.pipeline.methods import METHOD_NAMES
 
-METHODS: tuple[str, ...] = (
-    "base", "majority", "eng-ft", "arimerge", "adamergex", "adamergex-cross", "factor", "target-ft"
-)  # fmt: skip
-Method = Literal["base", "majority", "eng-ft", "arimerge", "adamergex", "adamergex-cross", "factor", "target-ft"]
+if TYPE_CHECKING:
+    Method = str
+else:  # the names of the method table, so that a new method is one entry there
+    Method = Literal[METHOD_NAMES]
 SMALL_DEV = 100
 
 
@@ -122,8 +126,13 @@ class TrainingSpec(_Strict):
 
     reference: dict[str, Any] = Field(default_factory=dict, description="Settings for reference adapters.")
     task: dict[str, Any] = Field(default_factory=dict, description="Settings for task adapters.")
+    target_ft: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings that override `task` for the target-language task adapters of the target-ft "
+        "baseline (e.g. fewer steps in a short demo).",
+    )
 
-    @field_validator("reference", "task")
+    @field_validator("reference", "task", "target_ft")
     @classmethod
     def _known_fields(cls, values: dict[str, Any]) -> dict[str, Any]:
         from adamergex.training.config import TrainingConfig
@@ -161,21 +170,23 @@ class ExperimentConfig(_Strict):
 
     name: str = Field(description="Experiment name (used in reports).")
     base_model: str = Field(description="Base model: short name (gemma-3-270m), folder, .gguf file or hub id.")
-    adapters: list[Literal["lora", "ia3"]] = Field(["lora"], min_length=1, description="Adapter kinds to run.")
+    adapters: list[AdapterKind] = Field(["lora"], min_length=1, description="Adapter kinds to run.")
     source_lang: str = Field("en", description="Language of the task training data.")
     target_langs: list[str] = Field(
         min_length=1, description="Target languages (ISO 639-1); a task may narrow them with its own target_langs."
     )
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
     tasks: list[TaskSpec] = Field(min_length=1)
-    methods: list[Method] = Field(list(METHODS), min_length=1, description=f"Methods, from {', '.join(METHODS)}.")
+    methods: list[Method] = Field(
+        list(METHOD_NAMES), min_length=1, description=f"Methods, from {', '.join(METHOD_NAMES)}."
+    )
     t: float | list[float] | Literal["tune"] = Field(
         "tune", description="t for adamergex methods: a value, a list (each reported), or 'tune'."
     )
     tuning: TuningSpec = Field(default_factory=TuningSpec)
-    merge_mode: Literal["concat", "svd"] = Field("concat", description="LoRA merge: exact concat or rank-k svd.")
+    merge_mode: ExactLoraMode = Field("concat", description="LoRA merge: exact concat or rank-k svd.")
     merge_rank: int | None = Field(None, ge=1, description="Output rank for merge_mode svd.")
-    protocol: Literal["harness", "paper"] = Field("harness", description="Prompt protocol for training and eval.")
+    protocol: Protocol = Field("harness", description="Prompt protocol for training and eval.")
     seeds: list[int] = Field([0], min_length=1, description="Training seeds (results averaged over seeds).")
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)

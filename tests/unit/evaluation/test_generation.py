@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from adamergex.data.tasks.answers import answer_span, canonical_number, final_number, summary_text
 from adamergex.errors import AdamergexError
-from adamergex.evaluation.generation import (
-    answer_span,
-    canonical_number,
-    cut_at_stop,
-    final_number,
-    generate_greedy,
-    summary_text,
-)
+from adamergex.evaluation.generation import cut_at_stop, generate_greedy
 
 PROMPTS = [
     "Frage: how many cats?\nAntwort:",

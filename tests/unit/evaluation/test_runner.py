@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 from pathlib import Path
@@ -10,8 +11,8 @@ import pytest
 import torch
 
 from adamergex.data.tasks import PromptTemplate, Task, TaskItem, get_task
+from adamergex.data.tasks.answers import final_number
 from adamergex.errors import AdamergexError, OutputExistsError
-from adamergex.evaluation.generation import final_number
 from adamergex.evaluation.loglikelihood import encode_pair
 from adamergex.evaluation.runner import auto_batch_size, evaluate, write_results
 
@@ -71,6 +72,17 @@ def test_generation_exact_match_equals_hand_computation(llama, tokenizer) -> Non
         assert prediction["answer"] == final_number(prediction["generation"])
         assert prediction["gold"] == item.gold
     expected = sum(p["answer"] == final_number(p["gold"][0]) for p in result.predictions) / 3
+    assert result.metrics["exact_match"].value == pytest.approx(expected)
+
+
+def test_generation_reads_answers_with_the_tasks_own_extractor(llama, tokenizer) -> None:
+    """The answer extraction is part of the task definition: a task with its own extractor (any name) gets it."""
+    fixture = str(FIXTURES / "mgsm_de.jsonl")
+    task = dataclasses.replace(get_task("mgsm"), name="mgsm-first-character", extract_answer=lambda text: text[:1])
+    result = evaluate(llama, tokenizer, task, "de", split="test", batch_size=3, progress=False,
+                      load_options={"data_files": fixture})  # fmt: skip
+    assert [p["answer"] for p in result.predictions] == [p["generation"][:1] for p in result.predictions]
+    expected = sum(p["generation"][:1] == p["gold"][0][:1] for p in result.predictions) / 3
     assert result.metrics["exact_match"].value == pytest.approx(expected)
 
 

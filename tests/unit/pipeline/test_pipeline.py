@@ -17,7 +17,8 @@ from click.testing import CliRunner
 import adamergex.training.trainer as trainer_module
 from adamergex.cli import main
 from adamergex.errors import AdamergexError
-from adamergex.pipeline.config import METHODS, load_config
+from adamergex.pipeline.config import load_config
+from adamergex.pipeline.methods import METHOD_NAMES
 from adamergex.pipeline.runner import run_experiment
 
 
@@ -39,11 +40,11 @@ def first_run(experiment, tmp_path_factory: pytest.TempPathFactory):
 
 def test_end_to_end(first_run) -> None:
     _, _, pipeline, records, results = first_run
-    assert {s.method for s in records.scored} == set(METHODS)
+    assert {s.method for s in records.scored} == set(METHOD_NAMES)
     assert {(s.method, s.lang) for s in records.scored if s.lang == "en"} == {("eng-ft", "en"), ("majority", "en")}
     assert all(s.n == 12 for s in records.scored)
     table = (results / "results.md").read_text()
-    for method in METHODS:
+    for method in METHOD_NAMES:
         assert f"| {method}" in table
     assert "t chosen on a labelled target-language dev split (n=8): few-shot" in table
     assert "vs Eng-FT: accuracy difference" in table and "Test-set labels" in table

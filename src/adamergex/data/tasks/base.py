@@ -15,16 +15,16 @@ import json
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from adamergex.data.languages import check_supported
 from adamergex.errors import AdamergexError
 
 Protocol = Literal["harness", "paper"]
-PROTOCOLS: tuple[str, ...] = ("harness", "paper")
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 TaskKind = Literal["multiple_choice", "generation"]
 Truncation = Literal["head", "head_tail"]
-TRUNCATIONS: tuple[str, ...] = ("head", "head_tail")
+TRUNCATIONS: tuple[str, ...] = get_args(Truncation)
 #: put between the head and the tail of a text cut by ``head_tail`` truncation.
 TRUNCATION_MARKER = " … "
 
@@ -194,6 +194,8 @@ class Task:
         text_field: the long input field that ``max_text_chars`` / ``max_text_tokens`` truncate.
         source: the dataset and its reference.
         labels: class names, for classification tasks (index = gold choice).
+        extract_answer: for generation, reads the answer from a generated text (and from each reference)
+            before the metric compares them (:mod:`~adamergex.data.tasks.answers`); default: strip whitespace.
     """
 
     name: str
@@ -209,6 +211,7 @@ class Task:
     text_field: str | None = None
     source: str = ""
     labels: tuple[str, ...] | None = None
+    extract_answer: Callable[[str], str] = str.strip
 
     def check_language(self, lang: str) -> str:
         """Normalise ``lang`` and check the task has it (the error lists the task's languages)."""

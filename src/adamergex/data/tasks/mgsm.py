@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adamergex.data.sources.huggingface import MGSM, iter_rows, load_rows
+from adamergex.data.tasks.answers import final_number
 from adamergex.data.tasks.base import PromptTemplate, Task, TaskItem
 
 # (question word, direct answer word), as in the harness's mgsm_direct_<lang>.yaml files.
@@ -89,4 +90,5 @@ TASK = Task(
     max_new_tokens=32,
     stop=("\n\n", "\n"),
     source="MGSM (Shi et al., 2022), juletxara/mgsm",
+    extract_answer=final_number,
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from adamergex.data.languages import LANGUAGES
 from adamergex.data.sources.huggingface import XLSUM, iter_rows, load_rows
+from adamergex.data.tasks.answers import summary_text
 from adamergex.data.tasks.base import PromptTemplate, Task, TaskItem
 
 XLSUM_CONFIGS = {code: language.xlsum for code, language in LANGUAGES.items() if language.xlsum}
@@ -55,4 +56,5 @@ TASK = Task(
     stop=("\n",),
     text_field="text",
     source="XL-Sum (Hasan et al., 2021), csebuetnlp/xlsum",
+    extract_answer=summary_text,
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adamergex.data.sources.huggingface import XQUAD, iter_rows, load_rows
+from adamergex.data.tasks.answers import answer_span
 from adamergex.data.tasks.base import PromptTemplate, Task, TaskItem
 
 # (context, question, answer) words per language, as in the harness's xquad_<lang>.yaml files.
@@ -89,4 +90,5 @@ TASK = Task(
     stop=("\n",),
     text_field="context",
     source="XQuAD (Artetxe et al., 2020), google/xquad",
+    extract_answer=answer_span,
 )

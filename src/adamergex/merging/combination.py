@@ -9,23 +9,29 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
-from adamergex.adapters.types import Adapter, IA3Adapter, IA3Module, LoraAdapter, LoraModule
+from adamergex.adapters.types import KIND_NAMES, Adapter, IA3Adapter, IA3Module, LoraAdapter, LoraModule
 from adamergex.errors import IncompatibleAdaptersError, NumericalError
 from adamergex.merging import ia3 as ia3_algebra
 from adamergex.merging import lora as lora_algebra
 from adamergex.tensors import all_finite, lowrank_frobenius_norm
 
-LoraMode = Literal["concat", "svd", "factor"]
+#: LoRA modes that are exact on ΔW (``svd`` up to its rank), used by ``combine`` and the pipeline.
+ExactLoraMode = Literal["concat", "svd"]
+LoraMode = Literal[ExactLoraMode, "factor"]
 IA3Mode = Literal["multiplicative", "additive"]
+#: Structure-blind (IA)³ sums used by ``combine``: ``Σ w_i l_i`` or ``1 + Σ w_i (l_i − 1)``.
+IA3Rule = Literal["weighted", "deviation"]
 ModulesToSave = Literal["refuse", "task"]
-LORA_MODES: tuple[str, ...] = ("concat", "svd", "factor")
-IA3_MODES: tuple[str, ...] = ("multiplicative", "additive")
+EXACT_LORA_MODES: tuple[str, ...] = get_args(ExactLoraMode)
+LORA_MODES: tuple[str, ...] = (*EXACT_LORA_MODES, "factor")
+IA3_MODES: tuple[str, ...] = get_args(IA3Mode)
+IA3_RULES: tuple[str, ...] = get_args(IA3Rule)
+MODULES_TO_SAVE: tuple[str, ...] = get_args(ModulesToSave)
 
-_KIND_NAMES = {"lora": "LoRA", "ia3": "(IA)³"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class Combination:
 
 
 def _kind_name(adapter: Adapter) -> str:
-    return _KIND_NAMES[adapter.kind]
+    return KIND_NAMES[adapter.kind]
 
 
 def check_compatible(
@@ -320,7 +326,7 @@ def combine_ia3(
     *,
     t: float | None = None,
     weights: Sequence[float] | None = None,
-    mode: IA3Mode | Literal["weighted", "deviation"] = "multiplicative",
+    mode: IA3Mode | IA3Rule = "multiplicative",
     min_abs: float = ia3_algebra.DEFAULT_MIN_ABS,
     clamp: bool = False,
     compute_dtype: torch.dtype = torch.float32,
