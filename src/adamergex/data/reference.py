@@ -251,21 +251,7 @@ def build_reference_corpus(
     if not texts:
         raise ReferenceCorpusError("no text to build a reference corpus from (all documents are empty)")
     bos = getattr(tokenizer, "bos_token_id", None) if add_bos else None
-    if mode == "tokens":
-        separator = separator_token_id(tokenizer)
-        stream: list[int] = []
-        for index, text in enumerate(texts):
-            if index:
-                stream.append(separator)
-            stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
-        chunks = chunk_token_stream(stream, chunk_tokens, bos)
-    elif mode == "words":
-        prefix = [bos] if bos is not None else []
-        chunks = [
-            prefix + tokenizer(text, add_special_tokens=False)["input_ids"] for text in word_chunks(texts, chunk_words)
-        ]
-    else:
-        raise ReferenceCorpusError(f"unknown chunk mode {mode!r}; expected 'tokens' or 'words'")
+    chunks = _chunk(texts, tokenizer, mode, chunk_tokens, chunk_words, bos)
     train_index, validation_index = split_indices(len(chunks), validation_fraction, seed)
     train = [chunks[index] for index in train_index]
     validation = [chunks[index] for index in validation_index]
@@ -280,7 +266,39 @@ def build_reference_corpus(
         "vocab_size": len(tokenizer),
         **(metadata or {}),
     }
-    stats = {
+    return ReferenceCorpus(
+        train=train,
+        validation=validation,
+        stats=_corpus_stats(texts, chunks, train, validation),
+        fingerprint=corpus_fingerprint(settings, train, validation),
+        settings=settings,
+    )
+
+
+def _chunk(
+    texts: list[str], tokenizer: Any, mode: ChunkMode, chunk_tokens: int, chunk_words: int, bos: int | None
+) -> list[list[int]]:
+    """The token chunks of ``texts``: one stream cut every ``chunk_tokens`` (documents joined by a separator
+    token), or ``chunk_words``-word pieces tokenised one by one; each starts with ``bos`` when given."""
+    if mode == "tokens":
+        separator = separator_token_id(tokenizer)
+        stream: list[int] = []
+        for index, text in enumerate(texts):
+            if index:
+                stream.append(separator)
+            stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return chunk_token_stream(stream, chunk_tokens, bos)
+    if mode == "words":
+        prefix = [bos] if bos is not None else []
+        pieces = word_chunks(texts, chunk_words)
+        return [prefix + tokenizer(text, add_special_tokens=False)["input_ids"] for text in pieces]
+    raise ReferenceCorpusError(f"unknown chunk mode {mode!r}; expected one of {', '.join(CHUNK_MODES)}")
+
+
+def _corpus_stats(
+    texts: list[str], chunks: list[list[int]], train: list[list[int]], validation: list[list[int]]
+) -> dict[str, int]:
+    return {
         "documents": len(texts),
         "characters": sum(len(text) for text in texts),
         "chunks": len(chunks),
@@ -290,13 +308,6 @@ def build_reference_corpus(
         "train_tokens": sum(len(chunk) for chunk in train),
         "validation_tokens": sum(len(chunk) for chunk in validation),
     }
-    return ReferenceCorpus(
-        train=train,
-        validation=validation,
-        stats=stats,
-        fingerprint=corpus_fingerprint(settings, train, validation),
-        settings=settings,
-    )
 
 
 # The function that receives each source's options: its keyword parameters are the options the source accepts.

@@ -212,49 +212,75 @@ def _score_batch(
         use_cache=bool(multi_token),
         logits_to_keep=1,
     )
-    first_logprobs = torch.log_softmax(output.logits[:, -1].float(), dim=-1)
-
-    first_greedy = first_logprobs.argmax(dim=-1).tolist()
-    results: dict[tuple[int, int], tuple[float, bool]] = {}
-    for group_index, group in enumerate(groups):
-        for item_index, choice_index, continuation in group.members:
-            results[(item_index, choice_index)] = (
-                float(first_logprobs[group_index, continuation[0]]),
-                first_greedy[group_index] == continuation[0],
-            )
-
+    results = _first_token_scores(groups, output.logits[:, -1])
     if multi_token:
-        cache = _output_cache(output)
         owners = torch.tensor([group_index for group_index, _ in multi_token], device=device)
-        cache.batch_select_indices(owners)
-        inputs = [member[2][:-1] for _, member in multi_token]
-        cont_ids, cont_mask = _pad(inputs, pad_id, "right")
-        cont_ids, cont_mask = cont_ids.to(device), cont_mask.to(device)
-        steps = torch.arange(cont_ids.shape[1], device=device)
-        cont_positions = lengths[owners].unsqueeze(1) + steps.unsqueeze(0)
-        output = model(
-            input_ids=cont_ids,
-            attention_mask=torch.cat([context_mask[owners], cont_mask], dim=1),
-            position_ids=cont_positions,
-            use_cache=True,
-            **{cache_kw: cache},
-        )
-        # Row by row: log p(token) = logit - logsumexp(logits), without a second vocabulary-sized tensor.
-        for row, (_, (item_index, choice_index, continuation)) in enumerate(multi_token):
-            targets = torch.tensor(continuation[1:], device=device)
-            row_logits = output.logits[row, : len(targets)].float()
-            picked = row_logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            rest = float((picked - torch.logsumexp(row_logits, dim=-1)).sum())
-            first, greedy = results[(item_index, choice_index)]
-            greedy = greedy and bool((row_logits.argmax(-1) == targets).all())
-            results[(item_index, choice_index)] = (first + rest, greedy)
-
+        _add_continuation_scores(model, _output_cache(output), owners, [member for _, member in multi_token],
+                                 context_mask, lengths, results, pad_id=pad_id, cache_kw=cache_kw)  # fmt: skip
     return [
         (item_index, choice_index, ll, len(continuation), greedy)
         for group in groups
         for item_index, choice_index, continuation in group.members
         for ll, greedy in [results[(item_index, choice_index)]]
     ]
+
+
+_Scores = dict[tuple[int, int], tuple[float, bool]]  # (item, choice) -> (log-likelihood so far, all greedy)
+
+
+def _first_token_scores(groups: Sequence[_Group], last_logits: torch.Tensor) -> _Scores:
+    """(log p, is greedy) of each member's first continuation token, from the logits after its group's context."""
+    first_logprobs = torch.log_softmax(last_logits.float(), dim=-1)
+    first_greedy = first_logprobs.argmax(dim=-1).tolist()
+    results: _Scores = {}
+    for group_index, group in enumerate(groups):
+        for item_index, choice_index, continuation in group.members:
+            results[(item_index, choice_index)] = (
+                float(first_logprobs[group_index, continuation[0]]),
+                first_greedy[group_index] == continuation[0],
+            )
+    return results
+
+
+def _add_continuation_scores(
+    model: Any,
+    cache: Any,
+    owners: torch.Tensor,
+    members: Sequence[tuple[int, int, list[int]]],
+    context_mask: torch.Tensor,
+    lengths: torch.Tensor,
+    results: _Scores,
+    *,
+    pad_id: int,
+    cache_kw: str,
+) -> None:
+    """Add the log-probabilities of the remaining tokens of multi-token continuations to ``results``.
+
+    Row ``i`` continues the cached context of group ``owners[i]``; its inputs are the continuation without
+    its last token, right-padded, at positions following the context's real tokens.
+    """
+    device = owners.device
+    cache.batch_select_indices(owners)
+    cont_ids, cont_mask = _pad([member[2][:-1] for member in members], pad_id, "right")
+    cont_ids, cont_mask = cont_ids.to(device), cont_mask.to(device)
+    steps = torch.arange(cont_ids.shape[1], device=device)
+    cont_positions = lengths[owners].unsqueeze(1) + steps.unsqueeze(0)
+    output = model(
+        input_ids=cont_ids,
+        attention_mask=torch.cat([context_mask[owners], cont_mask], dim=1),
+        position_ids=cont_positions,
+        use_cache=True,
+        **{cache_kw: cache},
+    )
+    # Row by row: log p(token) = logit - logsumexp(logits), without a second vocabulary-sized tensor.
+    for row, (item_index, choice_index, continuation) in enumerate(members):
+        targets = torch.tensor(continuation[1:], device=device)
+        row_logits = output.logits[row, : len(targets)].float()
+        picked = row_logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        rest = float((picked - torch.logsumexp(row_logits, dim=-1)).sum())
+        first, greedy = results[(item_index, choice_index)]
+        greedy = greedy and bool((row_logits.argmax(-1) == targets).all())
+        results[(item_index, choice_index)] = (first + rest, greedy)
 
 
 def score_multiple_choice(

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -193,71 +194,12 @@ def evaluate(
     if not items:
         raise AdamergexError(f"task {task.name!r} has no items in language {lang!r}, split {split!r}")
     rendered = [task.render(item, protocol) for item in items]
+    if task.kind not in _SCORERS:
+        raise AdamergexError(f"task {task.name!r} has kind {task.kind!r}; expected one of {', '.join(_SCORERS)}")
     model.eval()
     started = time.perf_counter()
-    if task.kind == "multiple_choice":
-        longest = max(
-            len(encode_text(tokenizer, item.prompt + max(item.choices or [""], key=len))) for item in rendered
-        )
-        size = _resolve_batch_size(batch_size, model, longest, len(rendered))
-        scores = score_multiple_choice(
-            model,
-            tokenizer,
-            [(item.prompt, item.choices or []) for item in rendered],
-            batch_size=size,
-            progress=progress,
-        )
-        predicted = [score.prediction for score in scores]
-        gold = [int(item.gold) for item in rendered]  # type: ignore[arg-type]
-        metrics = _classification_metrics(task.metrics, predicted, gold, scores, resamples, seed)
-        predictions = [
-            {
-                "id": item.id,
-                "prediction": score.prediction,
-                "gold": item.gold,
-                "correct": score.prediction == item.gold,
-                "loglikelihoods": [round(value, 6) for value in score.loglikelihoods],
-            }
-            for item, score in zip(rendered, scores, strict=True)
-        ]
-    elif task.kind == "generation":
-        # Stop strings and budget come with each rendered item (they depend on protocol and language).
-        settings = [
-            (
-                tuple(getattr(item, "stop", None) or task.stop),
-                getattr(item, "max_new_tokens", None) or task.max_new_tokens or _HARNESS_MAX_GEN_TOKS,
-            )
-            for item in rendered
-        ]
-        longest = max(
-            len(encode_text(tokenizer, item.prompt)) + budget
-            for item, (_, budget) in zip(rendered, settings, strict=True)
-        )
-        size = _resolve_batch_size(batch_size, model, longest, len(rendered))
-        texts = [""] * len(rendered)
-        for stop, budget in dict.fromkeys(settings):
-            indices = [index for index, setting in enumerate(settings) if setting == (stop, budget)]
-            generated = generate_greedy(
-                model,
-                tokenizer,
-                [rendered[index].prompt for index in indices],
-                max_new_tokens=budget,
-                stop=stop,
-                batch_size=size,
-                progress=progress,
-            )
-            for index, text in zip(indices, generated, strict=True):
-                texts[index] = text
-        extract = task.extract_answer
-        answers = [extract(text) for text in texts]
-        references = [[extract(ref) for ref in _references(item.gold)] for item in rendered]
-        metrics = _generation_metrics(task.metrics, answers, references, resamples, seed)
-        predictions = [
-            {"id": item.id, "generation": text, "answer": answer, "gold": item.gold}
-            for item, text, answer in zip(rendered, texts, answers, strict=True)
-        ]
-    else:
-        raise AdamergexError(f"task {task.name!r} has kind {task.kind!r}; expected multiple_choice or generation")
+    scored = _SCORERS[task.kind](model, tokenizer, task, rendered, batch_size, progress)
+    metrics = scored.metrics(task.metrics, resamples, seed)
     seconds = time.perf_counter() - started
     return EvalResult(
         model=model_name or getattr(model, "name_or_path", type(model).__name__),
@@ -267,15 +209,103 @@ def evaluate(
         split=split,
         n=len(rendered),
         metrics=metrics,
-        batch_size=size,
+        batch_size=scored.batch_size,
         seconds=seconds,
         model_fingerprint=model_fingerprint,
         adapter=adapter,
         adapter_fingerprint=adapter_fingerprint,
         limit=limit,
         seed=seed,
-        predictions=predictions if keep_predictions else None,
+        predictions=scored.predictions if keep_predictions else None,
     )
+
+
+@dataclass
+class _Scored:
+    """What scoring one task kind produced: per-item predictions, the batch size used, and how to turn the
+    per-item results into the task's metrics (``metrics(names, resamples, seed)``)."""
+
+    predictions: list[dict[str, Any]]
+    batch_size: int
+    metrics: Callable[[Sequence[str], int, int], dict[str, MetricValue]]
+
+
+def _score_choices(
+    model: Any, tokenizer: Any, task: Any, rendered: list[Any], batch_size: BatchSize, progress: bool
+) -> _Scored:
+    """Multiple choice: the summed log-likelihood of each choice after the prompt; the best one is predicted."""
+    longest = max(len(encode_text(tokenizer, item.prompt + max(item.choices or [""], key=len))) for item in rendered)
+    size = _resolve_batch_size(batch_size, model, longest, len(rendered))
+    pairs = [(item.prompt, item.choices or []) for item in rendered]
+    scores = score_multiple_choice(model, tokenizer, pairs, batch_size=size, progress=progress)
+    predicted = [score.prediction for score in scores]
+    gold = [int(item.gold) for item in rendered]
+    predictions = [
+        {
+            "id": item.id,
+            "prediction": score.prediction,
+            "gold": item.gold,
+            "correct": score.prediction == item.gold,
+            "loglikelihoods": [round(value, 6) for value in score.loglikelihoods],
+        }
+        for item, score in zip(rendered, scores, strict=True)
+    ]
+    return _Scored(predictions, size, partial(_classification_metrics, predicted=predicted, gold=gold, scores=scores))
+
+
+def _score_generation(
+    model: Any, tokenizer: Any, task: Any, rendered: list[Any], batch_size: BatchSize, progress: bool
+) -> _Scored:
+    """Generation: greedy text per item, its answer read by the task's ``extract_answer`` (references too)."""
+    # Stop strings and budget come with each rendered item (they depend on protocol and language).
+    settings = [
+        (
+            tuple(getattr(item, "stop", None) or task.stop),
+            getattr(item, "max_new_tokens", None) or task.max_new_tokens or _HARNESS_MAX_GEN_TOKS,
+        )
+        for item in rendered
+    ]
+    longest = max(
+        len(encode_text(tokenizer, item.prompt)) + budget for item, (_, budget) in zip(rendered, settings, strict=True)
+    )
+    size = _resolve_batch_size(batch_size, model, longest, len(rendered))
+    texts = _generate_by_setting(model, tokenizer, [item.prompt for item in rendered], settings, size, progress)
+    extract = task.extract_answer
+    answers = [extract(text) for text in texts]
+    references = [[extract(ref) for ref in _references(item.gold)] for item in rendered]
+    predictions = [
+        {"id": item.id, "generation": text, "answer": answer, "gold": item.gold}
+        for item, text, answer in zip(rendered, texts, answers, strict=True)
+    ]
+    return _Scored(predictions, size, partial(_generation_metrics, answers=answers, references=references))
+
+
+def _generate_by_setting(
+    model: Any, tokenizer: Any, prompts: list[str], settings: list[tuple[tuple[str, ...], int]], size: int,
+    progress: bool,
+) -> list[str]:
+    """Greedy texts, one call per distinct (stop strings, budget) setting, returned in input order."""
+    texts = [""] * len(prompts)
+    for stop, budget in dict.fromkeys(settings):
+        indices = [index for index, setting in enumerate(settings) if setting == (stop, budget)]
+        generated = generate_greedy(
+            model,
+            tokenizer,
+            [prompts[index] for index in indices],
+            max_new_tokens=budget,
+            stop=stop,
+            batch_size=size,
+            progress=progress,
+        )
+        for index, text in zip(indices, generated, strict=True):
+            texts[index] = text
+    return texts
+
+
+_SCORERS: dict[str, Callable[[Any, Any, Any, list[Any], BatchSize, bool], _Scored]] = {
+    "multiple_choice": _score_choices,
+    "generation": _score_generation,
+}
 
 
 def _references(gold: Any) -> list[str]:
@@ -283,7 +313,7 @@ def _references(gold: Any) -> list[str]:
 
 
 def _classification_metrics(
-    names: Sequence[str], predicted: list[int], gold: list[int], scores: Sequence[Any], resamples: int, seed: int
+    names: Sequence[str], resamples: int, seed: int, *, predicted: list[int], gold: list[int], scores: Sequence[Any]
 ) -> dict[str, MetricValue]:
     metrics: dict[str, MetricValue] = {}
     for name in names:
@@ -300,7 +330,7 @@ def _classification_metrics(
 
 
 def _generation_metrics(
-    names: Sequence[str], answers: list[str], references: list[list[str]], resamples: int, seed: int
+    names: Sequence[str], resamples: int, seed: int, *, answers: list[str], references: list[list[str]]
 ) -> dict[str, MetricValue]:
     metrics: dict[str, MetricValue] = {}
     for name in names:

@@ -200,43 +200,16 @@ def combine_lora(
         return _combine_lora_factorwise(adapters, weights, roles, names, missing, compute_dtype, extra_tensors)
     if mode == "svd" and rank is None:
         rank = max(m.rank for a in adapters for m in a.modules.values())
-    out_dtype = adapters[0].dtype
     modules: dict[str, LoraModule] = {}
     reports: list[ModuleReport] = []
     notes: list[str] = []
     for name in names:
-        present = [(a, w, role) for a, w, role in zip(adapters, weights, roles, strict=True) if name in a.modules]
-        _check_shapes(name, {role: a.modules[name].shape for a, _, role in present})
-        if len({a.modules[name].embedding for a, _, _ in present}) > 1:
-            raise IncompatibleAdaptersError(f"module {name}: an embedding in some adapters, a linear in others")
-        terms = [(w * a.modules[name].scale, a.modules[name].lora_A, a.modules[name].lora_B) for a, w, _ in present]
-        first = adapters[0].modules.get(name)
-        exact_others = [term for (a, w, _), term in zip(present, terms, strict=True) if a is not adapters[0]]
-        exact_others = [term for term in exact_others if term[0] != 0.0]
-        terms = [term for term in terms if term[0] != 0.0]
-        if not terms:
+        combined = _combine_lora_module(name, adapters, weights, roles, mode, rank, compute_dtype)
+        if combined is None:
             notes.append(f"module {name} has weight 0 in every input that has it; left out")
             continue
-        lora_A, lora_B = lora_algebra.concat_factors(terms, compute_dtype)
-        kept = None
-        exact = first is not None and weights[0] == 1.0
-        if mode == "svd":
-            compressed = lora_algebra.compress_factors(lora_A, lora_B, rank)  # type: ignore[arg-type]
-            lora_A, lora_B, kept = compressed.lora_A, compressed.lora_B, compressed.kept_energy
-            exact = exact and compressed.rank >= sum(int(a.shape[0]) for _, a, _ in terms)
-        if not (all_finite(lora_A) and all_finite(lora_B)):
-            raise NumericalError(f"module {name}: the merged factors are not finite")
-        embedding = present[0][0].modules[name].embedding
-        modules[name] = LoraModule(lora_A.to(out_dtype), lora_B.to(out_dtype), 1.0, embedding)
-        reports.append(
-            ModuleReport(
-                name=name,
-                input_ranks=tuple(a.modules[name].rank if name in a.modules else None for a in adapters),
-                output_rank=int(lora_A.shape[0]),
-                kept_energy=kept,
-                relative_change=_relative_change(lora_A, lora_B, first, exact_others if exact else ()),
-            )
-        )
+        modules[name], report = combined
+        reports.append(report)
     if not modules:
         raise IncompatibleAdaptersError("every module has weight 0; expected at least one non-zero weight")
     extra = extra_tensors if extra_tensors is not None else {}
@@ -247,6 +220,49 @@ def combine_lora(
         extra_keys=list(extra),
     )
     return Combination(LoraAdapter(config, modules, dict(extra)), reports, missing, notes)
+
+
+def _combine_lora_module(
+    name: str,
+    adapters: Sequence[LoraAdapter],
+    weights: Sequence[float],
+    roles: Sequence[str],
+    mode: LoraMode,
+    rank: int | None,
+    compute_dtype: torch.dtype,
+) -> tuple[LoraModule, ModuleReport] | None:
+    """``Σ_i w_i ΔW_i`` of one module as scale-1 factors (concat, or compressed by ``svd``) and its report;
+    None when every input that has the module weighs it 0."""
+    present = [(a, w, role) for a, w, role in zip(adapters, weights, roles, strict=True) if name in a.modules]
+    _check_shapes(name, {role: a.modules[name].shape for a, _, role in present})
+    if len({a.modules[name].embedding for a, _, _ in present}) > 1:
+        raise IncompatibleAdaptersError(f"module {name}: an embedding in some adapters, a linear in others")
+    terms = [(w * a.modules[name].scale, a.modules[name].lora_A, a.modules[name].lora_B) for a, w, _ in present]
+    first = adapters[0].modules.get(name)
+    exact_others = [term for (a, w, _), term in zip(present, terms, strict=True) if a is not adapters[0]]
+    exact_others = [term for term in exact_others if term[0] != 0.0]
+    terms = [term for term in terms if term[0] != 0.0]
+    if not terms:
+        return None
+    lora_A, lora_B = lora_algebra.concat_factors(terms, compute_dtype)
+    kept = None
+    exact = first is not None and weights[0] == 1.0
+    if mode == "svd":
+        compressed = lora_algebra.compress_factors(lora_A, lora_B, rank)  # type: ignore[arg-type]
+        lora_A, lora_B, kept = compressed.lora_A, compressed.lora_B, compressed.kept_energy
+        exact = exact and compressed.rank >= sum(int(a.shape[0]) for _, a, _ in terms)
+    if not (all_finite(lora_A) and all_finite(lora_B)):
+        raise NumericalError(f"module {name}: the merged factors are not finite")
+    out_dtype = adapters[0].dtype
+    module = LoraModule(lora_A.to(out_dtype), lora_B.to(out_dtype), 1.0, present[0][0].modules[name].embedding)
+    report = ModuleReport(
+        name=name,
+        input_ranks=tuple(a.modules[name].rank if name in a.modules else None for a in adapters),
+        output_rank=int(lora_A.shape[0]),
+        kept_energy=kept,
+        relative_change=_relative_change(lora_A, lora_B, first, exact_others if exact else ()),
+    )
+    return module, report
 
 
 def _combine_lora_factorwise(
@@ -345,19 +361,7 @@ def combine_ia3(
     reports: list[ModuleReport] = []
     for name in names:
         vectors, feedforward = _ia3_vectors(adapters, roles, name, compute_dtype)
-        clamped = 0
-        if mode == "multiplicative":
-            try:
-                ratio = ia3_algebra.multiplicative_merge(*vectors, t, min_abs=min_abs, clamp=clamp)  # type: ignore[arg-type]
-            except NumericalError as error:
-                raise NumericalError(f"{roles[2]} module {name}: {error}") from error
-            vector, clamped = ratio.value, ratio.clamped
-        elif mode == "additive":
-            vector = ia3_algebra.additive_merge(*vectors, t)  # type: ignore[arg-type]
-        elif mode == "deviation":
-            vector = ia3_algebra.deviation_sum(vectors, weights)  # type: ignore[arg-type]
-        else:
-            vector = ia3_algebra.weighted_sum(vectors, weights)  # type: ignore[arg-type]
+        vector, clamped = _ia3_rule(name, vectors, roles, mode, t, weights, min_abs, clamp)
         if not all_finite(vector):
             raise NumericalError(f"module {name}: the merged (IA)³ vector is not finite")
         modules[name] = IA3Module(vector.to(out_dtype), feedforward)
@@ -371,19 +375,49 @@ def combine_ia3(
                 clamped=clamped,
             )
         )
-    config = dict(adapters[0].config)
-    if list(modules) != list(adapters[0].modules):
-        config.update(
-            target_modules=sorted(modules),
-            feedforward_modules=sorted(n for n, m in modules.items() if m.feedforward),
-            exclude_modules=None,
-        )
     extra = extra_tensors if extra_tensors is not None else {}
-    if not extra:
-        config["modules_to_save"] = None
-    config["inference_mode"] = True
+    config = _ia3_output_config(adapters[0], modules, extra)
     notes = []
     total_clamped = sum(r.clamped for r in reports)
     if total_clamped:
         notes.append(f"clamped {total_clamped} element(s) of {roles[2]} with |l| < {min_abs:g} to ±{min_abs:g}")
     return Combination(IA3Adapter(config, modules, dict(extra)), reports, missing, notes)
+
+
+def _ia3_rule(
+    name: str,
+    vectors: list[torch.Tensor],
+    roles: Sequence[str],
+    mode: IA3Mode | IA3Rule,
+    t: float | None,
+    weights: Sequence[float] | None,
+    min_abs: float,
+    clamp: bool,
+) -> tuple[torch.Tensor, int]:
+    """One module's output vector under ``mode`` and the number of clamped elements."""
+    if mode == "multiplicative":
+        try:
+            ratio = ia3_algebra.multiplicative_merge(*vectors, t, min_abs=min_abs, clamp=clamp)  # type: ignore[arg-type]
+        except NumericalError as error:
+            raise NumericalError(f"{roles[2]} module {name}: {error}") from error
+        return ratio.value, ratio.clamped
+    if mode == "additive":
+        return ia3_algebra.additive_merge(*vectors, t), 0  # type: ignore[arg-type]
+    if mode == "deviation":
+        return ia3_algebra.deviation_sum(vectors, weights), 0  # type: ignore[arg-type]
+    return ia3_algebra.weighted_sum(vectors, weights), 0  # type: ignore[arg-type]
+
+
+def _ia3_output_config(first: IA3Adapter, modules: dict[str, IA3Module], extra: dict[str, torch.Tensor]) -> dict:
+    """The task adapter's config, narrowed to the output's modules when they differ, in inference mode."""
+    config = dict(first.config)
+    if list(modules) != list(first.modules):
+        config.update(
+            target_modules=sorted(modules),
+            feedforward_modules=sorted(n for n, m in modules.items() if m.feedforward),
+            exclude_modules=None,
+        )
+    if not extra:
+        config["modules_to_save"] = None
+    config["inference_mode"] = True
+    return config

@@ -350,9 +350,44 @@ def train_adapter(
         base.device = str(next(restored.parameters()).device)
 
 
+@dataclass
+class _Optimisation:
+    """What the optimisation carries from step to step: the prepared model and optimizer, the schedule, the
+    resumable ``state`` (step, history, tokens, wall time), and where this process's segment started."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    trainable: list[torch.nn.Parameter]
+    state: dict[str, Any]
+    sharded: bool
+    segment_start: float = 0.0
+    tokens_at_segment_start: int = 0
+
+    def elapsed(self) -> float:
+        """Training seconds so far, resumed segments included."""
+        return float(self.state["wall_time_s"]) + time.perf_counter() - self.segment_start
+
+
 def _train(
     run: _Run, peft_model: PeftModel, callbacks: tuple[StepCallback, ...], progress: bool, started: float
 ) -> TrainingResult:
+    config = run.config
+    optimisation = _start(run, peft_model)
+    initial = {"step": 0, "validation_loss": optimisation.state.get("initial_validation_loss"), "elapsed_s": 0.0}
+    log = TrainingLog(config.checkpoint_root / LOG_FILE, run.accelerator, tracker=config.report_to != "none",
+                      run_name=config.out.name, hyperparameters=config.hyperparameters(),
+                      history=[initial, *optimisation.state["history"]])  # fmt: skip
+    try:
+        _loop(run, optimisation, log, callbacks, progress)
+        return _finish(run, optimisation, log, started)
+    finally:
+        log.close()
+
+
+def _start(run: _Run, peft_model: PeftModel) -> _Optimisation:
+    """Optimizer and schedule prepared by accelerate; the checkpoint's state on resume, else the untrained
+    adapter's validation loss (= the base model's: the baseline the adapter must beat)."""
     config, accelerator = run.config, run.accelerator
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.peak_learning_rate, weight_decay=config.weight_decay)
@@ -374,26 +409,15 @@ def _train(
         state = _load_checkpoint(run, model, optimizer, scheduler)
         state.pop("identity", None)
     else:
-        # The validation loss of the untrained adapter (= the base model): the baseline the adapter must beat.
         state["initial_validation_loss"] = _evaluate(run, model)
-    segment_start, tokens_at_segment_start = time.perf_counter(), state["tokens"]
-    initial = {"step": 0, "validation_loss": state.get("initial_validation_loss"), "elapsed_s": 0.0}
-    log = TrainingLog(config.checkpoint_root / LOG_FILE, accelerator, tracker=config.report_to != "none",
-                      run_name=config.out.name, hyperparameters=config.hyperparameters(),
-                      history=[initial, *state["history"]])  # fmt: skip
-    try:
-        return _loop(run, model, optimizer, scheduler, state, log, callbacks, progress, started,
-                     segment_start, tokens_at_segment_start, sharded, trainable)  # fmt: skip
-    finally:
-        log.close()
+    return _Optimisation(model, optimizer, scheduler, trainable, state, sharded, time.perf_counter(), state["tokens"])
 
 
-def _loop(run: _Run, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any], log: TrainingLog,
-          callbacks: tuple[StepCallback, ...], progress: bool, started: float, segment_start: float,
-          tokens_at_segment_start: int, sharded: bool,
-          trainable: list[torch.nn.Parameter]) -> TrainingResult:  # fmt: skip
-    config, accelerator = run.config, run.accelerator
-    history: list[dict[str, Any]] = state["history"]
+def _loop(
+    run: _Run, opt: _Optimisation, log: TrainingLog, callbacks: tuple[StepCallback, ...], progress: bool
+) -> None:
+    """Optimizer steps from the current one to the last: log, show, checkpoint and call back after each."""
+    config, accelerator, state = run.config, run.accelerator, opt.state
     bar = tqdm(
         total=run.total_steps,
         initial=state["step"],
@@ -401,75 +425,87 @@ def _loop(run: _Run, model: Any, optimizer: Any, scheduler: Any, state: dict[str
         disable=not (progress and accelerator.is_main_process),
         unit="step",
     )
-    world = accelerator.num_processes
     for step in range(state["step"], run.total_steps):
-        batches = list(_micro_batches(run, step))
-        counts = torch.tensor(
-            [sum(_label_count(b) for b in batches), sum(int(b["attention_mask"].sum()) for b in batches)],
-            device=accelerator.device,
-        )
-        label_tokens, real_tokens = (int(x) for x in accelerator.reduce(counts, "sum"))
-        loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-        for index, batch in enumerate(batches):
-            last = index == len(batches) - 1
-            context = accelerator.no_sync(model) if not last else contextlib.nullcontext()
-            with context, accelerator.autocast():
-                token_loss = forward_loss(model, batch, run.causal_lm)
-            loss_sum += token_loss.detach().double()
-            accelerator.backward(token_loss * world / max(label_tokens, 1))
-        loss_sum = accelerator.reduce(loss_sum, "sum")
-        step_loss = float(loss_sum) / max(label_tokens, 1)
-        if not math.isfinite(step_loss):
-            raise NonFiniteLossError(
-                f"training loss is {step_loss} at step {step + 1} of {run.total_steps} "
-                f"(learning rate {scheduler.get_last_lr()[0]:.3g}); lower learning_rate / --learning-rate or use "
-                "dtype / --dtype float32"
-            )
-        accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        state["step"] = step + 1
-        state["tokens"] += real_tokens
-        elapsed = state["wall_time_s"] + time.perf_counter() - segment_start
-        tokens_per_s = state["tokens"] / elapsed if elapsed > 0 else 0.0
-        record: dict[str, Any] = {"step": step + 1, "loss": step_loss, "lr": lr, "tokens": real_tokens,
-                                  "tokens_per_second": tokens_per_s, "elapsed_s": elapsed}  # fmt: skip
+        record = _step(run, opt, step)
         if config.eval_steps and (step + 1) % config.eval_steps == 0 and step + 1 < run.total_steps:
-            record["validation_loss"] = _evaluate(run, model)
-        history.append(record)
+            record["validation_loss"] = _evaluate(run, opt.model)
+        state["history"].append(record)
         log.log(record)
-        bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", lr=f"{lr:.2e}", refresh=False)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_second']:,.0f}",
+                        lr=f"{record['lr']:.2e}", refresh=False)  # fmt: skip
         bar.update(1)
-        if not sharded and (step + 1) % config.save_steps == 0 and step + 1 < run.total_steps:
-            saved = {**state, "wall_time_s": elapsed}
-            _save_checkpoint(run, model, optimizer, scheduler, saved)
+        if not opt.sharded and (step + 1) % config.save_steps == 0 and step + 1 < run.total_steps:
+            saved = {**state, "wall_time_s": record["elapsed_s"]}
+            _save_checkpoint(run, opt.model, opt.optimizer, opt.scheduler, saved)
         for callback in callbacks:
             callback(step + 1, record)
     bar.close()
 
-    validation_loss = _evaluate(run, model)
-    wall_time = state["wall_time_s"] + time.perf_counter() - segment_start
+
+def _step(run: _Run, opt: _Optimisation, step: int) -> dict[str, Any]:
+    """One optimizer step over its micro-batches (loss normalised by the step's label tokens on every process);
+    returns the step's record."""
+    accelerator, state = run.accelerator, opt.state
+    world = accelerator.num_processes
+    batches = list(_micro_batches(run, step))
+    counts = torch.tensor(
+        [sum(_label_count(b) for b in batches), sum(int(b["attention_mask"].sum()) for b in batches)],
+        device=accelerator.device,
+    )
+    label_tokens, real_tokens = (int(x) for x in accelerator.reduce(counts, "sum"))
+    loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    for index, batch in enumerate(batches):
+        last = index == len(batches) - 1
+        context = accelerator.no_sync(opt.model) if not last else contextlib.nullcontext()
+        with context, accelerator.autocast():
+            token_loss = forward_loss(opt.model, batch, run.causal_lm)
+        loss_sum += token_loss.detach().double()
+        accelerator.backward(token_loss * world / max(label_tokens, 1))
+    loss_sum = accelerator.reduce(loss_sum, "sum")
+    step_loss = float(loss_sum) / max(label_tokens, 1)
+    if not math.isfinite(step_loss):
+        raise NonFiniteLossError(
+            f"training loss is {step_loss} at step {step + 1} of {run.total_steps} "
+            f"(learning rate {opt.scheduler.get_last_lr()[0]:.3g}); lower learning_rate / --learning-rate or use "
+            "dtype / --dtype float32"
+        )
+    accelerator.clip_grad_norm_(opt.trainable, run.config.max_grad_norm)
+    lr = opt.scheduler.get_last_lr()[0]
+    opt.optimizer.step()
+    opt.scheduler.step()
+    opt.optimizer.zero_grad(set_to_none=True)
+    state["step"] = step + 1
+    state["tokens"] += real_tokens
+    elapsed = opt.elapsed()
+    tokens_per_s = state["tokens"] / elapsed if elapsed > 0 else 0.0
+    return {"step": step + 1, "loss": step_loss, "lr": lr, "tokens": real_tokens, "tokens_per_second": tokens_per_s,
+            "elapsed_s": elapsed}  # fmt: skip
+
+
+def _finish(run: _Run, opt: _Optimisation, log: TrainingLog, started: float) -> TrainingResult:
+    """Final validation loss, provenance, and the adapter folder written atomically with its step log."""
+    config, accelerator, state = run.config, run.accelerator, opt.state
+    history: list[dict[str, Any]] = state["history"]
+    validation_loss = _evaluate(run, opt.model)
+    wall_time = opt.elapsed()
     final = {"step": state["step"], "validation_loss": validation_loss, "elapsed_s": wall_time, "final": True}
     log.log(final)
-    segment_tokens = state["tokens"] - tokens_at_segment_start
     tokens_per_second = state["tokens"] / wall_time if wall_time > 0 else 0.0
     window = history[-max(1, min(10, len(history))) :]
     train_loss = sum(r["loss"] for r in window) / len(window) if window else float("nan")
     initial_validation_loss = state.get("initial_validation_loss")
-    record = _provenance(run, model, state["step"], train_loss, validation_loss, wall_time, started)
+    record = _provenance(run, opt.model, state["step"], train_loss, validation_loss, wall_time, started)
     record["initial_validation_loss"] = initial_validation_loss
     record["throughput"] = {
         "tokens_per_second": tokens_per_second,
         "tokens": state["tokens"],
-        "tokens_this_segment": segment_tokens,
+        "tokens_this_segment": state["tokens"] - opt.tokens_at_segment_start,
     }
     # Collective under FSDP / DeepSpeed ZeRO-3 (gathers the full adapter); a plain state dict otherwise.
-    weights = accelerator.get_state_dict(model)
+    weights = accelerator.get_state_dict(opt.model)
     if accelerator.is_main_process:
         with atomic_directory(config.out, force=config.force) as tmp:
-            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=weights)
+            accelerator.unwrap_model(opt.model).save_pretrained(tmp, state_dict=weights)
             record["adapter_fingerprint"] = adapter_fingerprint(tmp)
             write_provenance(tmp, record)
             lines = [{"step": 0, "validation_loss": initial_validation_loss, "elapsed_s": 0.0}, *history, final]
