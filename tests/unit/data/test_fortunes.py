@@ -164,7 +164,7 @@ def test_a_changed_pin_rebuilds_from_the_kept_deb(deb: Path, pinned: FortunesPac
     header["packages"][0]["version"] = "0.34-1"  # as if written for another pinned version
     lines = cached.read_text(encoding="utf-8").splitlines()
     cached.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n", encoding="utf-8")
-    with pytest.raises(SourceUnavailableError, match=r"not cached .* offline is set; run `apt-get download"):
+    with pytest.raises(SourceUnavailableError, match=r"not cached .* offline is set; if apt-get cannot locate it, refresh .* `apt-get update`.* run `apt-get download"):
         load_fortunes("de", offline=True)
     folder = tmp_path / "debs"
     folder.mkdir()

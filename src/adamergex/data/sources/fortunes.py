@@ -301,7 +301,8 @@ def documents_cache_path(lang: str) -> Path:
 
 def _how_to_supply(package: FortunesPackage) -> str:
     return (
-        f"run `apt-get download {package.spec}` on a Debian machine and pass the file {package.filename} "
+        "if apt-get cannot locate it, refresh its package lists once with `apt-get update` (as root) and retry; "
+        f"or run `apt-get download {package.spec}` on a Debian machine and pass the file {package.filename} "
         f"(sha256 {package.sha256[:16]}…), or a folder holding it, as deb=... / --deb"
     )
 
