@@ -57,7 +57,7 @@ def lowrank_frobenius_norm(lora_A: torch.Tensor, lora_B: torch.Tensor, dtype: to
     a = lora_A.to(dtype)
     b = lora_B.to(dtype)
     squared = float(((b.T @ b) * (a @ a.T)).sum())
-    return max(squared, 0.0) ** 0.5
+    return float(max(squared, 0.0) ** 0.5)
 
 
 def lowrank_inner(lora_A1: torch.Tensor, lora_B1: torch.Tensor, lora_A2: torch.Tensor, lora_B2: torch.Tensor) -> float:

@@ -220,8 +220,8 @@ def adapter_state_dict(adapter: Adapter, dtype: torch.dtype | None = None) -> di
             state[f"{KEY_PREFIX}{name}.{a_key}"] = cast(module.lora_A)
             state[f"{KEY_PREFIX}{name}.{b_key}"] = cast(module.lora_B)
     else:
-        for name, module in adapter.modules.items():
-            state[f"{KEY_PREFIX}{name}{_IA3_SUFFIX}"] = cast(module.vector)
+        for name, vector_module in adapter.modules.items():
+            state[f"{KEY_PREFIX}{name}{_IA3_SUFFIX}"] = cast(vector_module.vector)
     for key, tensor in adapter.extra_tensors.items():
         state[key] = cast(tensor)
     return state

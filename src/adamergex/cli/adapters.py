@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -69,6 +71,8 @@ def print_summary(summary: MergeSummary, console: Console) -> None:
         console.print(f"[yellow]note:[/] {note}")
 
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
 _common_options = [
     click.option("--out", type=_DIR, required=True, help="Output adapter folder (written atomically)."),
     click.option("--rank", type=click.IntRange(min=1), default=None, help="Output rank for --mode svd."),
@@ -89,7 +93,7 @@ _common_options = [
 ]
 
 
-def _with_common(function):  # type: ignore[no-untyped-def]
+def _with_common(function: _Command) -> _Command:
     for option in reversed(_common_options):
         function = option(function)
     return function

@@ -17,6 +17,7 @@ from adamergex.data.sources.fortunes import cached_fortunes_languages, fortunes_
 from adamergex.data.sources.multiemo import MULTIEMO_LANGUAGES, MULTIEMO_LEVELS, multiemo_cache_path
 from adamergex.data.sources.udhr import UDHR_VERSION, udhr_cache_dir
 from adamergex.data.tasks import PROTOCOLS, TRUNCATIONS, get_task, list_tasks
+from adamergex.data.tasks.base import check_truncation
 from adamergex.data.tasks.entailed_polarity import SOURCES as POLARITY_SOURCES
 from adamergex.data.tasks.entailed_polarity import cache_path as polarity_cache_path
 from adamergex.errors import AdamergexError
@@ -288,7 +289,7 @@ def prepare_task_command(
         max_text_chars=max_text_chars,
         max_text_tokens=max_text_tokens,
         tokenizer=load_tokenizer(tokenizer) if tokenizer else None,
-        truncation=truncation,
+        truncation=check_truncation(truncation),
         **_load_options(task, level, archive, offline, data_files),
     )
     click.echo(f"wrote {count} items to {out}")

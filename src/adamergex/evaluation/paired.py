@@ -132,7 +132,7 @@ def crossed_bootstrap(
         weights = shared if shared is not None else resample_counts(generator, size, resamples)
         ones = np.ones((1, size))
         value = float(np.mean([scorer(ones)[0] for scorer in row]))
-        draws = sum(seed_weights[:, s] * scorer(weights) for s, scorer in enumerate(row)) / n_seeds
+        draws = np.asarray(sum(seed_weights[:, s] * scorer(weights) for s, scorer in enumerate(row)) / n_seeds)
         strata.append(_interval(value, draws, confidence))
         pooled_value += value / len(cells)
         pooled_draws += draws / len(cells)

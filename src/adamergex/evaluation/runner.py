@@ -202,7 +202,7 @@ def evaluate(
     metrics = scored.metrics(task.metrics, resamples, seed)
     seconds = time.perf_counter() - started
     return EvalResult(
-        model=model_name or getattr(model, "name_or_path", type(model).__name__),
+        model=str(model_name or getattr(model, "name_or_path", type(model).__name__)),
         task=task.name,
         language=lang,
         protocol=protocol,
@@ -239,7 +239,7 @@ def _score_choices(
     pairs = [(item.prompt, item.choices or []) for item in rendered]
     scores = score_multiple_choice(model, tokenizer, pairs, batch_size=size, progress=progress)
     predicted = [score.prediction for score in scores]
-    gold = [int(item.gold) for item in rendered]
+    gold = [item.choice_index for item in rendered]
     predictions = [
         {
             "id": item.id,

@@ -394,21 +394,32 @@ def _ia3_rule(
     min_abs: float,
     clamp: bool,
 ) -> tuple[torch.Tensor, int]:
-    """One module's output vector under ``mode`` and the number of clamped elements."""
-    if mode == "multiplicative":
+    """One module's output vector under ``mode`` and the number of clamped elements.
+
+    ``multiplicative`` and ``additive`` take ``vectors`` = (task, reference_target, reference_source) and ``t``;
+    ``deviation`` and ``weighted`` take ``weights``.
+    """
+    if mode in ("multiplicative", "additive"):
+        if t is None or len(vectors) != 3:
+            raise ValueError(f"(IA)³ mode {mode} needs t and three adapters (task, reference_target, reference_source)")
+        task, target, source = vectors
+        if mode == "additive":
+            return ia3_algebra.additive_merge(task, target, source, t), 0
         try:
-            ratio = ia3_algebra.multiplicative_merge(*vectors, t, min_abs=min_abs, clamp=clamp)  # type: ignore[arg-type]
+            ratio = ia3_algebra.multiplicative_merge(task, target, source, t, min_abs=min_abs, clamp=clamp)
         except NumericalError as error:
             raise NumericalError(f"{roles[2]} module {name}: {error}") from error
         return ratio.value, ratio.clamped
-    if mode == "additive":
-        return ia3_algebra.additive_merge(*vectors, t), 0  # type: ignore[arg-type]
+    if weights is None:
+        raise ValueError(f"(IA)³ rule {mode} needs weights")
     if mode == "deviation":
-        return ia3_algebra.deviation_sum(vectors, weights), 0  # type: ignore[arg-type]
-    return ia3_algebra.weighted_sum(vectors, weights), 0  # type: ignore[arg-type]
+        return ia3_algebra.deviation_sum(vectors, weights), 0
+    return ia3_algebra.weighted_sum(vectors, weights), 0
 
 
-def _ia3_output_config(first: IA3Adapter, modules: dict[str, IA3Module], extra: dict[str, torch.Tensor]) -> dict:
+def _ia3_output_config(
+    first: IA3Adapter, modules: dict[str, IA3Module], extra: dict[str, torch.Tensor]
+) -> dict[str, Any]:
     """The task adapter's config, narrowed to the output's modules when they differ, in inference mode."""
     config = dict(first.config)
     if list(modules) != list(first.modules):

@@ -105,7 +105,7 @@ def _dequantised_folder(gguf: Path, digest: str) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The model was dequantised on load; without this it would be saved with its GGUF quantisation config
     # and reloading the safetensors would try to quantise again.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types the attribute without None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     try:
@@ -181,7 +181,7 @@ def load_base_model(
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers' wrapper type hides Module.to(device)
     model.eval()
     return LoadedModel(
         model=model,

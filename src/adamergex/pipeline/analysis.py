@@ -234,7 +234,8 @@ def _compare(task: str, adapter: str, metric: str, variant: str, reference: str,
         binary = metric in BINARY_METRICS
         out.append(Comparison(task, adapter, metric, variant, reference, "pooled", result.pooled.value,
                               result.pooled.low, result.pooled.high, sum(row[0][0].n for _, row in pairs),
-                              tuple(total) if binary else None, mcnemar_exact(*total) if binary else None))  # fmt: skip
+                              (total[0], total[1]) if binary else None,
+                              mcnemar_exact(*total) if binary else None))  # fmt: skip
     return out
 
 
@@ -268,8 +269,9 @@ def _gap(task: str, adapter: str, metric: str, variant: str, cells: Cells, sourc
         for s in seeds:
             first, second = cells[source][s], cells[lang][s]
             position = {item: i for i, item in enumerate(aligned_ids(second))}
-            order = [position.get(item) for item in aligned_ids(first)]
-            if None in order or first.n != second.n:
+            found = [position.get(item) for item in aligned_ids(first)]
+            order = [index for index in found if index is not None]
+            if len(order) != len(found) or first.n != second.n:
                 paired = False
                 break
             row.append(_difference(metric, first, second, order))

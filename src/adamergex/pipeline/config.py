@@ -46,7 +46,9 @@ class ReferenceSpec(_Strict):
             accepted = reference_source_options(self.source)
         except AdamergexError as error:
             raise ValueError(str(error)) from None
-        unknown = sorted(set(self.options) - accepted) if accepted is not None else []
+        if accepted is None:  # the source passes any option on
+            return self
+        unknown = sorted(set(self.options) - accepted)
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for source {self.source!r}; allowed: {sorted(accepted)}")
         return self
@@ -153,7 +155,8 @@ def check_training_value(name: str, value: Any) -> None:
     from adamergex.training.config import TrainingConfig
 
     field = TrainingConfig.model_fields[name]
-    adapter = TypeAdapter(Annotated[field.annotation, field], config=ConfigDict(allow_inf_nan=False))  # type: ignore[arg-type]
+    annotated: Any = Annotated[field.annotation, field]  # built at runtime from the field: no static type
+    adapter: TypeAdapter[Any] = TypeAdapter(annotated, config=ConfigDict(allow_inf_nan=False))
     try:
         adapter.validate_python(value)
     except ValidationError as error:

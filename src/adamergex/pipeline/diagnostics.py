@@ -151,7 +151,7 @@ def null_sd_of_mean(diagnostics: Sequence[ModuleDiagnostic]) -> float:
     return math.sqrt(sum(1.0 / d.size for d in diagnostics)) / len(diagnostics)
 
 
-def summarize(diagnostics: list[ModuleDiagnostic]) -> dict[str, float]:
+def summarize(diagnostics: list[ModuleDiagnostic]) -> dict[str, float | None]:
     """Mean and median cosine and norm ratio over modules, with the random-direction null of the mean."""
     if not diagnostics:
         return {}

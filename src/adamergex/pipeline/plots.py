@@ -35,7 +35,9 @@ def method_bars(rows: Sequence[ScoreRow], path: Path, *, title: str, source: str
     width = 0.8 / max(len(variants), 1)
     figure, axis = plt.subplots(figsize=(max(6, 1.8 * len(langs) + 2), 4))
     for i, variant in enumerate(variants):
-        xs, heights, errors = [], [], [[], []]
+        xs: list[float] = []
+        heights: list[float] = []
+        errors: list[list[float]] = [[], []]
         for j, lang in enumerate(langs):
             row = by_key.get((variant, lang))
             if row is None:
@@ -63,7 +65,9 @@ def differences(comparisons: Sequence[Comparison], path: Path, *, title: str) ->
     height = 0.8 / max(len(langs), 1)
     figure, axis = plt.subplots(figsize=(7, max(3, 0.5 * len(variants) * max(len(langs), 1) + 1)))
     for j, lang in enumerate(langs):
-        ys, xs, errors = [], [], [[], []]
+        ys: list[float] = []
+        xs: list[float] = []
+        errors: list[list[float]] = [[], []]
         for i, variant in enumerate(variants):
             c = by_key.get((variant, lang))
             if c is None or c.low is None or c.high is None:

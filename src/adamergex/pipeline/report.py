@@ -32,8 +32,8 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-def _signed(value: float) -> str:
-    return f"{100 * value:+.1f}".replace("-", "−")
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f}".replace("-", "−")
 
 
 def _p(p: float | None) -> str:
@@ -114,7 +114,7 @@ def comparison_table(comparisons: Sequence[Comparison], gaps: Sequence[Compariso
 def gap_line(gaps: Sequence[Comparison], source: str) -> str:
     parts = []
     for g in gaps:
-        interval = "" if g.low is None else f" [{_signed(g.low)}, {_signed(g.high)}]"  # type: ignore[arg-type]
+        interval = "" if g.low is None else f" [{_signed(g.low)}, {_signed(g.high)}]"
         parts.append(f"{g.lang} {_signed(g.difference)}{interval}")
     return (f"Transfer gap of Eng-FT ({source} − target, points, paired by translated item): " + "; ".join(parts)
             + ". *gap closed* = the method's difference to Eng-FT divided by this gap (last column's "

@@ -460,13 +460,13 @@ class Pipeline:
         key = f"{task.name}/seed{seed}"
         if key not in records.info["majority"]:
             train = spec.load(self.config.source_lang, task.train_split, limit=task.train_size, seed=seed, **options)
-            golds = [int(spec.render(item, protocol).gold) for item in train]
+            golds = [spec.render(item, protocol).choice_index for item in train]
             counts = Counter(golds)
             label = min(counts, key=lambda value: (-counts[value], value))  # ties: the smallest label index
             records.info["majority"][key] = {"label": label, "count": golds.count(label), "n": len(golds)}
         label = records.info["majority"][key]["label"]
         items = spec.load(lang, self.splits[task.name]["test"], limit=task.test_size, **options)
-        golds = [int(spec.render(item, protocol).gold) for item in items]
+        golds = [spec.render(item, protocol).choice_index for item in items]
         return {"predictions": [{"id": item.id, "prediction": label, "gold": gold}
                                 for item, gold in zip(items, golds, strict=True)]}  # fmt: skip
 
@@ -524,7 +524,7 @@ class Pipeline:
                            f"{search.best_score:.3f})")  # fmt: skip
         return search.best_t
 
-    def _diagnose(self, task: Path, target_ft: Path, reference_target: Path, reference_source: Path) -> dict:
+    def _diagnose(self, task: Path, target_ft: Path, reference_target: Path, reference_source: Path) -> dict[str, Any]:
         from adamergex.adapters.io import read_adapter
         from adamergex.pipeline.diagnostics import gap_alignment, summarize
 

@@ -78,7 +78,8 @@ def training_markdown(adapters: Sequence[TrainedAdapter]) -> str:
     ]
     for a in sorted(adapters, key=lambda a: (a.role != "reference", a.role, a.adapter, a.lang, a.seed)):
         drop = a.loss_drop
-        drop_text = "–" if drop is None else f"{drop:+.3f} ({100 * drop / a.initial_validation_loss:+.0f}%)"
+        initial = a.initial_validation_loss
+        drop_text = "–" if drop is None or not initial else f"{drop:+.3f} ({100 * drop / initial:+.0f}%)"
         lines.append(
             f"| {a.role} | {a.adapter} | {a.lang} | {a.seed} | {a.steps} | {_loss(a.initial_validation_loss)} "
             f"({_perplexity(a.initial_validation_loss)}) | {_loss(a.validation_loss)} "

@@ -90,7 +90,7 @@ def build_peft_config(model: nn.Module, config: TrainingConfig) -> PeftConfig:
         return LoraConfig(
             task_type=TaskType.CAUSAL_LM,
             r=config.lora_r,
-            lora_alpha=config.lora_alpha,
+            lora_alpha=config.lora_alpha,  # type: ignore[arg-type]  # PEFT annotates int, scales by any number
             lora_dropout=config.lora_dropout,
             use_rslora=config.use_rslora,
             bias="none",

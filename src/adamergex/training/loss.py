@@ -110,7 +110,7 @@ def linear_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, labels:
 
 
 @contextlib.contextmanager
-def _output_layer_as_identity(causal_lm: nn.Module) -> Iterator[tuple[torch.Tensor, float | None]]:
+def _output_layer_as_identity(causal_lm: Any) -> Iterator[tuple[torch.Tensor, float | None]]:
     """Swap the output layer for the identity (so "logits" are final hidden states); yields (weight, softcap)."""
     head = causal_lm.get_output_embeddings()
     config = causal_lm.config
@@ -126,7 +126,7 @@ def _output_layer_as_identity(causal_lm: nn.Module) -> Iterator[tuple[torch.Tens
             config.final_logit_softcapping = softcap
 
 
-def supports_fused_loss(causal_lm: nn.Module) -> bool:
+def supports_fused_loss(causal_lm: Any) -> bool:
     """True for a causal LM whose output layer is a frozen, bias-free linear map we can swap out."""
     head = causal_lm.get_output_embeddings() if hasattr(causal_lm, "get_output_embeddings") else None
     return (

@@ -272,6 +272,10 @@ def _make_accelerator(config: TrainingConfig, base: LoadedModel | None) -> Accel
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()
     dtype = base.dtype if base is not None else resolve_dtype(config.dtype, "cpu" if use_cpu else "cuda")
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        # Private accelerate API, used on purpose: Accelerator() keeps its device and precision in a process-wide
+        # singleton, so a second run in one process (the pipeline trains many adapters; the tests switch
+        # precision) would silently inherit the first run's. accelerate has no public reset;
+        # tests/unit/training/test_accelerate_private_api.py fails if this method changes or stops resetting.
         AcceleratorState._reset_state(reset_partial_state=True)
     bf16 = not use_cpu and dtype == torch.bfloat16
     tracker = None if config.report_to == "none" else config.report_to
@@ -279,7 +283,7 @@ def _make_accelerator(config: TrainingConfig, base: LoadedModel | None) -> Accel
                        project_dir=str(config.log_root) if tracker else None)  # fmt: skip
 
 
-def _set_checkpointing(model: torch.nn.Module, *, enabled: bool) -> None:
+def _set_checkpointing(model: Any, *, enabled: bool) -> None:
     """Turn activation checkpointing on/off (transformers 5 name, falling back to the 4.x one).
 
     Non-reentrant checkpointing is used: it needs no input that requires grad, which a frozen base with

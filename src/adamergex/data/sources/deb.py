@@ -79,7 +79,7 @@ def open_tarball(name: str, payload: bytes, origin: str = "<deb>") -> tarfile.Ta
     if suffix not in _TAR_MODES:
         raise DataFormatError(f"{origin}: member {name!r} is not a tar archive with a known compression")
     try:
-        return tarfile.open(fileobj=io.BytesIO(payload), mode=_TAR_MODES[suffix])
+        return tarfile.open(fileobj=io.BytesIO(payload), mode=_TAR_MODES[suffix])  # type: ignore[call-overload]  # mode is one of the read modes
     except (tarfile.TarError, EOFError, OSError) as error:
         raise DataFormatError(f"{origin}: {name} is not a readable tar archive ({error})") from None
 

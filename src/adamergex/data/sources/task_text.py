@@ -77,7 +77,7 @@ def load_task_text(
         "documents": len(documents),
         "characters": sum(len(text) for text in documents),
     }
-    return TaskText(lang=metadata["lang"], documents=documents, metadata=metadata)
+    return TaskText(lang=str(metadata["lang"]), documents=documents, metadata=metadata)
 
 
 def task_text_documents(lang: str, **options: Any) -> list[str]:

@@ -80,6 +80,13 @@ class RenderedItem:
     stop: list[str] | None = None
     max_new_tokens: int | None = None
 
+    @property
+    def choice_index(self) -> int:
+        """The gold choice of a multiple-choice item (a :class:`TaskError` for a generation item)."""
+        if self.choices is None or not isinstance(self.gold, int):
+            raise TaskError(f"item {self.id} is not a multiple-choice item; it has no gold choice index")
+        return self.gold
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         return {
@@ -154,12 +161,12 @@ class PromptTemplate:
                 raise TaskError(f"item {item.id}: template has neither choices nor a target")
             target = self.target.format_map(values)
             answers = values[self.answers_field]
-            gold: int | str | list[str] = list(answers) if isinstance(answers, list | tuple) else str(answers)
+            references: str | list[str] = list(answers) if isinstance(answers, list | tuple) else str(answers)
             stop = None if self.stop is None else [text.format_map(values) for text in self.stop]
             return RenderedItem(
                 prompt=prompt,
                 choices=None,
-                gold=gold,
+                gold=references,
                 target=target,
                 id=item.id,
                 stop=stop,
