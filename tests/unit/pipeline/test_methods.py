@@ -42,6 +42,12 @@ def _job(tmp_path: Path, kind: str, t: float, **settings) -> MergeJob:
     return MergeJob(kind=kind, parts=parts, t=t, out=tmp_path / "out" / "adapter", **options)
 
 
+def _build(method: str, job: MergeJob) -> None:
+    build = METHODS[method].build
+    assert build is not None
+    build(job)
+
+
 def _delta(folder: Path) -> dict[str, torch.Tensor]:
     adapter = read_adapter(folder)
     if adapter.kind == "lora":
@@ -54,7 +60,7 @@ def test_adamergex_and_arimerge_entries_build_their_formulas(tmp_path: Path, kin
     t = 0.7
     job = _job(tmp_path / "a", kind, t)
     T, Rt, Rs = (_delta(job.parts[role]) for role in ("task", "reference_target", "reference_source"))
-    METHODS["adamergex"].build(job)  # type: ignore[misc]
+    _build("adamergex", job)
     merged = _delta(job.out)
     for name in T:
         if kind == "lora":
@@ -63,7 +69,7 @@ def test_adamergex_and_arimerge_entries_build_their_formulas(tmp_path: Path, kin
             expected = T[name] * (t * (Rt[name] / Rs[name] - 1) + 1)
         torch.testing.assert_close(merged[name], expected, rtol=1e-5, atol=1e-5)
     job = _job(tmp_path / "b", kind, t)
-    METHODS["arimerge"].build(job)  # type: ignore[misc]
+    _build("arimerge", job)
     merged = _delta(job.out)
     for name in T:
         expected = T[name] + t * (Rt[name] if kind == "lora" else Rt[name] - 1)
@@ -72,7 +78,7 @@ def test_adamergex_and_arimerge_entries_build_their_formulas(tmp_path: Path, kin
 
 def test_adamergex_entry_uses_the_runs_svd_rank(tmp_path: Path) -> None:
     job = _job(tmp_path, "lora", 1.0, lora_mode="svd", rank=2)
-    METHODS["adamergex"].build(job)  # type: ignore[misc]
+    _build("adamergex", job)
     assert {module.rank for module in read_adapter(job.out).modules.values()} == {2}
 
 
