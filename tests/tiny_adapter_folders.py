@@ -15,15 +15,30 @@ SHAPES = {"self_attn.q_proj": (16, 16), "self_attn.v_proj": (16, 8), "mlp.down_p
 
 
 def lora_config(r: int = 4, alpha: float = 8) -> dict[str, Any]:
-    return {"peft_type": "LORA", "r": r, "lora_alpha": alpha, "target_modules": ["q_proj", "v_proj", "down_proj"],
-            "base_model_name_or_path": "tiny", "task_type": "CAUSAL_LM", "bias": "none", "use_rslora": False,
-            "rank_pattern": {}, "alpha_pattern": {}, "modules_to_save": None}  # fmt: skip
+    return {
+        "peft_type": "LORA",
+        "r": r,
+        "lora_alpha": alpha,
+        "target_modules": ["q_proj", "v_proj", "down_proj"],
+        "base_model_name_or_path": "tiny",
+        "task_type": "CAUSAL_LM",
+        "bias": "none",
+        "use_rslora": False,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "modules_to_save": None,
+    }
 
 
 def ia3_config() -> dict[str, Any]:
-    return {"peft_type": "IA3", "target_modules": ["q_proj", "v_proj", "down_proj"],
-            "feedforward_modules": ["down_proj"], "base_model_name_or_path": "tiny", "task_type": "CAUSAL_LM",
-            "modules_to_save": None}  # fmt: skip
+    return {
+        "peft_type": "IA3",
+        "target_modules": ["q_proj", "v_proj", "down_proj"],
+        "feedforward_modules": ["down_proj"],
+        "base_model_name_or_path": "tiny",
+        "task_type": "CAUSAL_LM",
+        "modules_to_save": None,
+    }
 
 
 def lora_tensors(seed: int, r: int = 4, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:

@@ -28,8 +28,19 @@ CACHE_ENV = "ADAMERGEX_CACHE"
 _CHUNK = 1 << 20
 # errno values that mean "the machine's storage refused" (permissions, read-only or full disk, a file in the way)
 # rather than a bug; other OSErrors (e.g. a file vanishing under us) keep their traceback.
-_STORAGE_NAMES = ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG", "EIO",
-                  "EFBIG")  # fmt: skip
+_STORAGE_NAMES = (
+    "EACCES",
+    "EPERM",
+    "EROFS",
+    "ENOSPC",
+    "EDQUOT",
+    "ENOTDIR",
+    "EISDIR",
+    "EEXIST",
+    "ENAMETOOLONG",
+    "EIO",
+    "EFBIG",
+)
 STORAGE_ERRNOS = frozenset(getattr(errno, name) for name in _STORAGE_NAMES if hasattr(errno, name))
 
 

@@ -78,8 +78,10 @@ def test_dependencies_point_down_only() -> None:
             if target == importer:
                 continue
             if LAYERS[target] >= LAYERS[importer]:
-                wrong.append(f"{relative}:{line}: {importer} (layer {LAYERS[importer]}) imports {module} "
-                             f"(layer {LAYERS[target]})")  # fmt: skip
+                wrong.append(
+                    f"{relative}:{line}: {importer} (layer {LAYERS[importer]}) imports {module} "
+                    f"(layer {LAYERS[target]})"
+                )
     assert wrong == []
 
 

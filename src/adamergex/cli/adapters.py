@@ -77,9 +77,7 @@ _common_options = [
     click.option("--out", type=_DIR, required=True, help="Output adapter folder (written atomically)."),
     click.option("--rank", type=click.IntRange(min=1), default=None, help="Output rank for --mode svd."),
     click.option("--dtype", type=click.Choice(list(DTYPES)), default=None, help="Output dtype [default: task's]."),
-    click.option(
-        "--compute-dtype", type=click.Choice(COMPUTE_DTYPES), default="float32", help="Arithmetic dtype."
-    ),
+    click.option("--compute-dtype", type=click.Choice(COMPUTE_DTYPES), default="float32", help="Arithmetic dtype."),
     click.option(
         "--modules-to-save",
         type=click.Choice(MODULES_TO_SAVE),
@@ -206,8 +204,11 @@ def inspect_command(adapter: Path, as_json: bool) -> None:
     except AdapterFormatError as error:
         provenance, provenance_problem = None, str(error)
     if as_json:
-        click.echo(json.dumps({**info, "provenance": provenance, "provenance_error": provenance_problem}, indent=2,
-                              default=str))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {**info, "provenance": provenance, "provenance_error": provenance_problem}, indent=2, default=str
+            )
+        )
         return
     console = Console()
     if provenance_problem:
@@ -220,17 +221,31 @@ def inspect_command(adapter: Path, as_json: bool) -> None:
     if info["kind"] == "lora":
         columns = ["module", "n", "shape", "rank", "scale", "‖ΔW‖_F mean", "‖ΔW‖_F max"]
         rows = [
-            [k, str(v["count"]), "×".join(map(str, v["shape"])), _ranks(v["ranks"]), ", ".join(map(str, v["scales"])),
-             _fmt(v["delta_norm_mean"]), _fmt(v["delta_norm_max"])]
+            [
+                k,
+                str(v["count"]),
+                "×".join(map(str, v["shape"])),
+                _ranks(v["ranks"]),
+                ", ".join(map(str, v["scales"])),
+                _fmt(v["delta_norm_mean"]),
+                _fmt(v["delta_norm_max"]),
+            ]
             for k, v in info["by_type"].items()
-        ]  # fmt: skip
+        ]
     else:
         columns = ["module", "n", "size", "feed-forward", "l min", "l mean", "l max"]
         rows = [
-            [k, str(v["count"]), str(v["size"]), str(v["feedforward"]), _fmt(v["l_min"]), _fmt(v["l_mean"]),
-             _fmt(v["l_max"])]
+            [
+                k,
+                str(v["count"]),
+                str(v["size"]),
+                str(v["feedforward"]),
+                _fmt(v["l_min"]),
+                _fmt(v["l_mean"]),
+                _fmt(v["l_max"]),
+            ]
             for k, v in info["by_type"].items()
-        ]  # fmt: skip
+        ]
     for column in columns:
         table.add_column(column, justify="left" if column == "module" else "right")
     for row in rows:

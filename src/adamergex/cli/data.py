@@ -392,7 +392,16 @@ def stats_command(
                 click.echo(json.dumps({"task": definition.name, "lang": lang, "split": split, **stats.to_json()}))
                 continue
             cut = "–" if max_text_tokens is None else f"{stats.cut} (> {max_text_tokens})"
-            table.add_row(lang, split, str(stats.items), str(stats.min), f"{stats.median:g}", str(stats.p90),
-                          str(stats.max), f"{stats.mean:.1f}", cut)  # fmt: skip
+            table.add_row(
+                lang,
+                split,
+                str(stats.items),
+                str(stats.min),
+                f"{stats.median:g}",
+                str(stats.p90),
+                str(stats.max),
+                f"{stats.mean:.1f}",
+                cut,
+            )
     if not as_json:
         Console().print(table)

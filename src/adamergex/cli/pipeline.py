@@ -32,11 +32,13 @@ def _execute(config: ExperimentConfig, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="List the steps that would run and those already cached.")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Override output.")
 @click.option("--print-schema", is_flag=True, help="Print the config's JSON schema and exit.")
-@click.option("--verify", is_flag=True,
-              help="First check the content hashes of every cache entry, also those this config no longer uses; "
-                   "damaged ones are reported and removed (a dry run only reports them).")  # fmt: skip
-def run_command(config_path: Path | None, dry_run: bool, output: Path | None, print_schema: bool,
-                verify: bool) -> None:  # fmt: skip
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="First check the content hashes of every cache entry, also those this config no longer uses; "
+    "damaged ones are reported and removed (a dry run only reports them).",
+)
+def run_command(config_path: Path | None, dry_run: bool, output: Path | None, print_schema: bool, verify: bool) -> None:
     """Run the experiment in CONFIG_PATH (YAML): train, merge, evaluate, report; cached and resumable."""
     if print_schema:
         click.echo(json.dumps(ExperimentConfig.model_json_schema(), indent=2))
@@ -65,8 +67,12 @@ def _verify_cache(config: ExperimentConfig, dry_run: bool) -> None:
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write the report here instead of RUN_DIR/results.")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the report here instead of RUN_DIR/results.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 def report_command(run_dir: Path, out: Path | None, force: bool) -> None:
     """Rebuild the report (tables, plots, diagnostic) from RUN_DIR's predictions.csv and records.json."""

@@ -116,10 +116,18 @@ def evaluate_adapter(
         for lang in langs:
             if announce is not None:
                 announce(lang)
-            result = evaluate(model, loaded.tokenizer, task, lang, model_name=model_name or loaded.name,
-                              model_fingerprint=loaded.fingerprint, load_options=load_options,
-                              adapter=None if adapter_dir is None else str(adapter_dir),
-                              adapter_fingerprint=fingerprint, **settings)  # fmt: skip
+            result = evaluate(
+                model,
+                loaded.tokenizer,
+                task,
+                lang,
+                model_name=model_name or loaded.name,
+                model_fingerprint=loaded.fingerprint,
+                load_options=load_options,
+                adapter=None if adapter_dir is None else str(adapter_dir),
+                adapter_fingerprint=fingerprint,
+                **settings,
+            )
             results.append(result)
         return results
     finally:

@@ -215,8 +215,17 @@ def _score_batch(
     results = _first_token_scores(groups, output.logits[:, -1])
     if multi_token:
         owners = torch.tensor([group_index for group_index, _ in multi_token], device=device)
-        _add_continuation_scores(model, _output_cache(output), owners, [member for _, member in multi_token],
-                                 context_mask, lengths, results, pad_id=pad_id, cache_kw=cache_kw)  # fmt: skip
+        _add_continuation_scores(
+            model,
+            _output_cache(output),
+            owners,
+            [member for _, member in multi_token],
+            context_mask,
+            lengths,
+            results,
+            pad_id=pad_id,
+            cache_kw=cache_kw,
+        )
     return [
         (item_index, choice_index, ll, len(continuation), greedy)
         for group in groups

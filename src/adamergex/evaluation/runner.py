@@ -281,7 +281,11 @@ def _score_generation(
 
 
 def _generate_by_setting(
-    model: Any, tokenizer: Any, prompts: list[str], settings: list[tuple[tuple[str, ...], int]], size: int,
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    settings: list[tuple[tuple[str, ...], int]],
+    size: int,
     progress: bool,
 ) -> list[str]:
     """Greedy texts, one call per distinct (stop strings, budget) setting, returned in input order."""

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -254,28 +254,60 @@ def merge(
     """
     started = time.perf_counter()
     roles = ["task", "reference_target", "reference_source"]
-    prepared = _prepare([task, reference_target, reference_source], roles, modules_to_save=modules_to_save,
-                        allow_base_mismatch=allow_base_mismatch, dtype=dtype, compute_dtype=compute_dtype,
-                        rank=rank)  # fmt: skip
+    prepared = _prepare(
+        [task, reference_target, reference_source],
+        roles,
+        modules_to_save=modules_to_save,
+        allow_base_mismatch=allow_base_mismatch,
+        dtype=dtype,
+        compute_dtype=compute_dtype,
+        rank=rank,
+    )
     weights = [1.0, float(t), -float(t)]
     if prepared.adapters[0].kind == "lora":
         mode = mode or "concat"
         _check_lora_mode(mode, LORA_MODES, rank)
-        combination = combine_lora(prepared.adapters, weights, roles, mode=mode, rank=rank,  # type: ignore[arg-type]
-                                   compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip
+        combination = combine_lora(
+            cast("list[LoraAdapter]", prepared.adapters),  # one kind: check_compatible refused a mix
+            weights,
+            roles,
+            mode=cast("LoraMode", mode),  # checked just above
+            rank=rank,
+            compute_dtype=prepared.work_dtype,
+            extra_tensors=prepared.extra,
+        )
     else:
         mode = mode or "multiplicative"
         if mode not in IA3_MODES:
             raise AdamergexError(f"mode {mode!r} is not an (IA)³ merge mode; expected one of {', '.join(IA3_MODES)}")
         if rank is not None:
             raise AdamergexError("rank / --rank applies to LoRA svd merges only, not to (IA)³")
-        combination = combine_ia3(prepared.adapters, roles, t=float(t), mode=mode,  # type: ignore[arg-type]
-                                  min_abs=min_abs, clamp=clamp, compute_dtype=prepared.work_dtype,
-                                  extra_tensors=prepared.extra)  # fmt: skip
+        combination = combine_ia3(
+            cast("list[IA3Adapter]", prepared.adapters),  # one kind: check_compatible refused a mix
+            roles,
+            t=float(t),
+            mode=cast("IA3Mode", mode),  # checked just above
+            min_abs=min_abs,
+            clamp=clamp,
+            compute_dtype=prepared.work_dtype,
+            extra_tensors=prepared.extra,
+        )
     prepared.settings.update(min_abs=min_abs, clamp=clamp)
-    return _finish(combination, prepared.adapters, roles, weights, method="adamergex", mode=mode, t=float(t),
-                   settings=prepared.settings, notes=prepared.notes, out=out, force=force,
-                   dtype=prepared.out_dtype, started=started)  # fmt: skip
+    return _finish(
+        combination,
+        prepared.adapters,
+        roles,
+        weights,
+        method="adamergex",
+        mode=mode,
+        t=float(t),
+        settings=prepared.settings,
+        notes=prepared.notes,
+        out=out,
+        force=force,
+        dtype=prepared.out_dtype,
+        started=started,
+    )
 
 
 def combine(
@@ -306,19 +338,51 @@ def combine(
     if len(adapters) != len(weights):
         raise AdamergexError(f"got {len(adapters)} adapters but {len(weights)} weights; expected one weight each")
     roles = [f"adapter[{i}]" for i in range(len(adapters))]
-    prepared = _prepare(adapters, roles, modules_to_save=modules_to_save, allow_base_mismatch=allow_base_mismatch,
-                        dtype=dtype, compute_dtype=compute_dtype, rank=rank)  # fmt: skip
+    prepared = _prepare(
+        adapters,
+        roles,
+        modules_to_save=modules_to_save,
+        allow_base_mismatch=allow_base_mismatch,
+        dtype=dtype,
+        compute_dtype=compute_dtype,
+        rank=rank,
+    )
     weights = [float(w) for w in weights]
     if prepared.adapters[0].kind == "lora":
         _check_lora_mode(mode, EXACT_LORA_MODES, rank)
-        combination = combine_lora(prepared.adapters, weights, roles, mode=mode, rank=rank,  # type: ignore[arg-type]
-                                   compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip
+        combination = combine_lora(
+            cast("list[LoraAdapter]", prepared.adapters),  # one kind: check_compatible refused a mix
+            weights,
+            roles,
+            mode=cast("LoraMode", mode),  # checked just above
+            rank=rank,
+            compute_dtype=prepared.work_dtype,
+            extra_tensors=prepared.extra,
+        )
     else:
         if ia3_rule not in IA3_RULES:
             raise AdamergexError(f"(IA)³ rule {ia3_rule!r} is unknown; expected one of {', '.join(IA3_RULES)}")
         mode = ia3_rule  # type: ignore[assignment]
-        combination = combine_ia3(prepared.adapters, roles, weights=weights, mode=ia3_rule,  # type: ignore[arg-type]
-                                  compute_dtype=prepared.work_dtype, extra_tensors=prepared.extra)  # fmt: skip
-    return _finish(combination, prepared.adapters, roles, weights, method="combine", mode=mode, t=None,
-                   settings=prepared.settings, notes=prepared.notes, out=out, force=force,
-                   dtype=prepared.out_dtype, started=started)  # fmt: skip
+        combination = combine_ia3(
+            cast("list[IA3Adapter]", prepared.adapters),  # one kind: check_compatible refused a mix
+            roles,
+            weights=weights,
+            mode=ia3_rule,
+            compute_dtype=prepared.work_dtype,
+            extra_tensors=prepared.extra,
+        )
+    return _finish(
+        combination,
+        prepared.adapters,
+        roles,
+        weights,
+        method="combine",
+        mode=mode,
+        t=None,
+        settings=prepared.settings,
+        notes=prepared.notes,
+        out=out,
+        force=force,
+        dtype=prepared.out_dtype,
+        started=started,
+    )

@@ -33,7 +33,6 @@ IA3_RULES: tuple[str, ...] = get_args(IA3Rule)
 MODULES_TO_SAVE: tuple[str, ...] = get_args(ModulesToSave)
 
 
-
 @dataclass(frozen=True)
 class ModuleReport:
     """What happened to one module.

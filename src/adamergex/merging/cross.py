@@ -113,8 +113,10 @@ def cross_vs_additive(
         if name not in base_weights:
             raise IncompatibleAdaptersError(f"module {name} is not a weight of the base model")
         base = base_weights[name].double()
-        deltas = [a.modules[name].delta_weight(torch.float64) if name in a.modules else torch.zeros_like(base)
-                  for a in adapters]  # fmt: skip
+        deltas = [
+            a.modules[name].delta_weight(torch.float64) if name in a.modules else torch.zeros_like(base)
+            for a in adapters
+        ]
         ratio = guarded_ratio(base + deltas[1], base + deltas[2], min_abs=min_abs, clamp=True)
         cross = (base + deltas[0]) * (t * (ratio.value - 1.0) + 1.0) - base
         additive = deltas[0] + t * (deltas[1] - deltas[2])

@@ -139,22 +139,44 @@ def analyse(scored: Sequence[Scored], info: dict[str, Any], *, resamples: int = 
         reference_names = _references(task, adapter, variant, cells, groups, headline)
         for reference in reference_names:
             for metric in info["tasks"][task]["metrics"]:
-                analysis.comparisons.extend(_compare(task, adapter, metric, variant, reference, cells,
-                                                     groups[(task, adapter, reference)], source, options))  # fmt: skip
+                analysis.comparisons.extend(
+                    _compare(
+                        task,
+                        adapter,
+                        metric,
+                        variant,
+                        reference,
+                        cells,
+                        groups[(task, adapter, reference)],
+                        source,
+                        options,
+                    )
+                )
         first = next(iter(next(iter(cells.values())).values()))
         if first.method == "eng-ft" and source in cells:
             for metric in info["tasks"][task]["metrics"]:
                 analysis.gaps.extend(_gap(task, adapter, metric, variant, cells, source, options))
         if first.selection not in ("", "fixed"):
-            analysis.chosen_t.extend({"task": task, "adapter": adapter, "variant": variant, "lang": s.lang,
-                                      "seed": s.seed, "t": s.t, "selection": s.selection}
-                                     for lang_cells in cells.values() for s in lang_cells.values())  # fmt: skip
+            analysis.chosen_t.extend(
+                {
+                    "task": task,
+                    "adapter": adapter,
+                    "variant": variant,
+                    "lang": s.lang,
+                    "seed": s.seed,
+                    "t": s.t,
+                    "selection": s.selection,
+                }
+                for lang_cells in cells.values()
+                for s in lang_cells.values()
+            )
     analysis.label_counts = _label_counts(scored)
     return analysis
 
 
-def _score_rows(task: str, adapter: str, variant: str, cells: Cells, metric: str, source: str,
-                options: dict[str, int]) -> list[ScoreRow]:  # fmt: skip
+def _score_rows(
+    task: str, adapter: str, variant: str, cells: Cells, metric: str, source: str, options: dict[str, int]
+) -> list[ScoreRow]:
     rows = []
     targets = [lang for lang in sorted(cells) if lang != source]
     seeds = _common_seeds(*cells.values())
@@ -163,8 +185,12 @@ def _score_rows(task: str, adapter: str, variant: str, cells: Cells, metric: str
         if not langs or not seeds:
             continue
         strata = [[cells[lang][s] for s in seeds] for lang in langs]
-        result = crossed_bootstrap([[scorer(metric, c) for c in row] for row in strata], [row[0].n for row in strata],
-                                   shared_items=_shared([row[0] for row in strata]), **options)  # fmt: skip
+        result = crossed_bootstrap(
+            [[scorer(metric, c) for c in row] for row in strata],
+            [row[0].n for row in strata],
+            shared_items=_shared([row[0] for row in strata]),
+            **options,
+        )
         sample = strata[0][0]
         t = sample.t if sample.selection == "fixed" else None
         per_lang = [
@@ -175,9 +201,25 @@ def _score_rows(task: str, adapter: str, variant: str, cells: Cells, metric: str
             per_seed = [float(np.mean([values[i] for _, _, values, _ in per_lang])) for i in range(len(seeds))]
             per_lang.append(("pooled", result.pooled, per_seed, sum(n for *_, n in per_lang)))
         for lang, estimate, values, n in per_lang:
-            rows.append(ScoreRow(task, adapter, sample.method, variant, lang, metric, estimate.value, estimate.low,
-                                 estimate.high, n, tuple(seeds), seed_spread(values), tuple(values), t,
-                                 sample.selection))  # fmt: skip
+            rows.append(
+                ScoreRow(
+                    task,
+                    adapter,
+                    sample.method,
+                    variant,
+                    lang,
+                    metric,
+                    estimate.value,
+                    estimate.low,
+                    estimate.high,
+                    n,
+                    tuple(seeds),
+                    seed_spread(values),
+                    tuple(values),
+                    t,
+                    sample.selection,
+                )
+            )
     return rows
 
 
@@ -185,16 +227,18 @@ def _point(metric: str, s: Scored) -> float:
     return float(scorer(metric, s)(np.ones((1, s.n)))[0])
 
 
-def _references(task: str, adapter: str, variant: str, cells: Cells, groups: dict[tuple[str, str, str], Cells],
-                headline: str) -> list[str]:  # fmt: skip
+def _references(
+    task: str, adapter: str, variant: str, cells: Cells, groups: dict[tuple[str, str, str], Cells], headline: str
+) -> list[str]:
     """The variants ``variant`` is compared with: Eng-FT, and for merges with a t the matching AriMerge."""
     sample = next(iter(next(iter(cells.values())).values()))
     out = []
     if sample.method != "eng-ft" and (task, adapter, "eng-ft") in groups:
         out.append("eng-ft")
     if sample.method in VS_ARIMERGE:
-        matching = variant_name(Scored(task, adapter, "arimerge", "", 0, sample.t, sample.selection, (), (), ()),
-                                headline)  # fmt: skip
+        matching = variant_name(
+            Scored(task, adapter, "arimerge", "", 0, sample.t, sample.selection, (), (), ()), headline
+        )
         for candidate in (matching, "arimerge"):
             if (task, adapter, candidate) in groups:
                 out.append(candidate)
@@ -202,8 +246,17 @@ def _references(task: str, adapter: str, variant: str, cells: Cells, groups: dic
     return out
 
 
-def _compare(task: str, adapter: str, metric: str, variant: str, reference: str, cells: Cells, others: Cells,
-             source: str, options: dict[str, int]) -> list[Comparison]:  # fmt: skip
+def _compare(
+    task: str,
+    adapter: str,
+    metric: str,
+    variant: str,
+    reference: str,
+    cells: Cells,
+    others: Cells,
+    source: str,
+    options: dict[str, int],
+) -> list[Comparison]:
     langs = [lang for lang in sorted(cells) if lang != source and lang in others]
     seeds = _common_seeds(*(cells[lang] for lang in langs), *(others[lang] for lang in langs)) if langs else []
     if not seeds:
@@ -218,24 +271,52 @@ def _compare(task: str, adapter: str, metric: str, variant: str, reference: str,
         orders.append(order)
     if not pairs:
         return []
-    scorers = [[_difference(metric, a, b, o) for (a, b), o in zip(row, order, strict=True)]
-               for (_, row), order in zip(pairs, orders, strict=True)]  # fmt: skip
-    result = crossed_bootstrap(scorers, [row[0][0].n for _, row in pairs],
-                               shared_items=_shared([row[0][0] for _, row in pairs]), **options)  # fmt: skip
+    scorers = [
+        [_difference(metric, a, b, o) for (a, b), o in zip(row, order, strict=True)]
+        for (_, row), order in zip(pairs, orders, strict=True)
+    ]
+    result = crossed_bootstrap(
+        scorers, [row[0][0].n for _, row in pairs], shared_items=_shared([row[0][0] for _, row in pairs]), **options
+    )
     out, total = [], [0, 0]
     for (lang, row), order, estimate in zip(pairs, orders, result.strata, strict=True):
         discordant = _discordant(metric, row, order)
         if discordant is not None:
             total = [total[0] + discordant[0], total[1] + discordant[1]]
-        out.append(Comparison(task, adapter, metric, variant, reference, lang, estimate.value, estimate.low,
-                              estimate.high, row[0][0].n, discordant,
-                              mcnemar_exact(*discordant) if discordant else None))  # fmt: skip
+        out.append(
+            Comparison(
+                task,
+                adapter,
+                metric,
+                variant,
+                reference,
+                lang,
+                estimate.value,
+                estimate.low,
+                estimate.high,
+                row[0][0].n,
+                discordant,
+                mcnemar_exact(*discordant) if discordant else None,
+            )
+        )
     if len(pairs) > 1:
         binary = metric in BINARY_METRICS
-        out.append(Comparison(task, adapter, metric, variant, reference, "pooled", result.pooled.value,
-                              result.pooled.low, result.pooled.high, sum(row[0][0].n for _, row in pairs),
-                              (total[0], total[1]) if binary else None,
-                              mcnemar_exact(*total) if binary else None))  # fmt: skip
+        out.append(
+            Comparison(
+                task,
+                adapter,
+                metric,
+                variant,
+                reference,
+                "pooled",
+                result.pooled.value,
+                result.pooled.low,
+                result.pooled.high,
+                sum(row[0][0].n for _, row in pairs),
+                (total[0], total[1]) if binary else None,
+                mcnemar_exact(*total) if binary else None,
+            )
+        )
     return out
 
 
@@ -244,8 +325,9 @@ def _difference(metric: str, first: Scored, second: Scored, order: Sequence[int]
     return lambda weights: score_first(weights) - score_second(weights)
 
 
-def _discordant(metric: str, row: Sequence[tuple[Scored, Scored]], orders: Sequence[Sequence[int] | None]
-                ) -> tuple[int, int] | None:  # fmt: skip
+def _discordant(
+    metric: str, row: Sequence[tuple[Scored, Scored]], orders: Sequence[Sequence[int] | None]
+) -> tuple[int, int] | None:
     """Discordant pairs summed over seeds (None for a metric that is not right/wrong per item)."""
     if metric not in BINARY_METRICS:
         return None
@@ -257,8 +339,9 @@ def _discordant(metric: str, row: Sequence[tuple[Scored, Scored]], orders: Seque
     return b, c
 
 
-def _gap(task: str, adapter: str, metric: str, variant: str, cells: Cells, source: str,
-         options: dict[str, int]) -> list[Comparison]:  # fmt: skip
+def _gap(
+    task: str, adapter: str, metric: str, variant: str, cells: Cells, source: str, options: dict[str, int]
+) -> list[Comparison]:
     """Source-language minus target-language score of one variant (Eng-FT): the transfer gap."""
     out = []
     targets = [lang for lang in sorted(cells) if lang != source]
@@ -280,17 +363,52 @@ def _gap(task: str, adapter: str, metric: str, variant: str, cells: Cells, sourc
             scorers.append(row)
         elif seeds:
             value = np.mean([_point(metric, cells[source][s]) - _point(metric, cells[lang][s]) for s in seeds])
-            out.append(Comparison(task, adapter, metric, variant, f"{variant} ({source})", lang, float(value),
-                                  None, None, cells[lang][seeds[0]].n))  # fmt: skip
+            out.append(
+                Comparison(
+                    task,
+                    adapter,
+                    metric,
+                    variant,
+                    f"{variant} ({source})",
+                    lang,
+                    float(value),
+                    None,
+                    None,
+                    cells[lang][seeds[0]].n,
+                )
+            )
     if scorers:
         result = crossed_bootstrap(scorers, [cells[source][seeds[0]].n] * len(scorers), shared_items=True, **options)
         for lang, estimate in zip(paired_langs, result.strata, strict=True):
-            out.append(Comparison(task, adapter, metric, variant, f"{variant} ({source})", lang, estimate.value,
-                                  estimate.low, estimate.high, cells[lang][seeds[0]].n))  # fmt: skip
+            out.append(
+                Comparison(
+                    task,
+                    adapter,
+                    metric,
+                    variant,
+                    f"{variant} ({source})",
+                    lang,
+                    estimate.value,
+                    estimate.low,
+                    estimate.high,
+                    cells[lang][seeds[0]].n,
+                )
+            )
         if len(paired_langs) > 1:
-            out.append(Comparison(task, adapter, metric, variant, f"{variant} ({source})", "pooled",
-                                  result.pooled.value, result.pooled.low, result.pooled.high,
-                                  sum(cells[lang][seeds[0]].n for lang in paired_langs)))  # fmt: skip
+            out.append(
+                Comparison(
+                    task,
+                    adapter,
+                    metric,
+                    variant,
+                    f"{variant} ({source})",
+                    "pooled",
+                    result.pooled.value,
+                    result.pooled.low,
+                    result.pooled.high,
+                    sum(cells[lang][seeds[0]].n for lang in paired_langs),
+                )
+            )
     return out
 
 

@@ -54,8 +54,9 @@ _log = logging.getLogger(__name__)
 
 def step_key(step: str, inputs: dict[str, Any]) -> str:
     """sha256 of the step name and its inputs as canonical JSON (sorted keys, no whitespace)."""
-    payload = json.dumps({"step": step, "schema": SCHEMA_VERSION, "inputs": inputs}, sort_keys=True,
-                         separators=(",", ":"), default=str)  # fmt: skip
+    payload = json.dumps(
+        {"step": step, "schema": SCHEMA_VERSION, "inputs": inputs}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -110,8 +111,9 @@ class StepCache:
         read_only: look, never change anything (a dry run): damage is reported but not removed, no locks.
     """
 
-    def __init__(self, root: str | Path, *, report: Callable[[str], None] | None = None,
-                 read_only: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, root: str | Path, *, report: Callable[[str], None] | None = None, read_only: bool = False
+    ) -> None:
         self.root = Path(root)
         self.report = report or _log.warning
         self.read_only = read_only
@@ -247,8 +249,14 @@ class StepCache:
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
             files[str(path.relative_to(tmp))] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-        record = {"format": MANIFEST_FORMAT, "step": step, "key": key, "inputs": inputs, "files": files,
-                  "sealed_by": _owner()}  # fmt: skip
+        record = {
+            "format": MANIFEST_FORMAT,
+            "step": step,
+            "key": key,
+            "inputs": inputs,
+            "files": files,
+            "sealed_by": _owner(),
+        }
         with open(tmp / MANIFEST, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(record, indent=2, sort_keys=True, default=str))
             handle.flush()

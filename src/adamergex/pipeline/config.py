@@ -95,16 +95,19 @@ class TuningSpec(_Strict):
         [], description="Further selection settings, each reported as its own row beside the headline one."
     )
     compare_t: list[float] = Field(
-        [], description="Fixed t values also evaluated on the test set and reported beside the selected t: [1] is "
-        "the method's own value (no selection at all); a list beyond 1 gives a sensitivity curve."
+        [],
+        description="Fixed t values also evaluated on the test set and reported beside the selected t: [1] is "
+        "the method's own value (no selection at all); a list beyond 1 gives a sensitivity curve.",
     )
     compare_langs: list[str] | None = Field(None, description="Languages for compare_t (default: every target).")
     force_small_dev: bool = Field(False, description=f"Allow a target-language dev set under {SMALL_DEV} items.")
     grid: list[float] = Field([0.0, 0.25, 0.5, 0.75, 1.0], min_length=1, description="Coarse grid of t.")
     refine_rounds: int = Field(1, ge=0, description="Refinement rounds around the best grid point.")
     budget: int | None = Field(
-        None, ge=1, description="Dev evaluations per method, language and seed, grid included (default: the grid "
-        "plus two per refinement round); must cover the grid."
+        None,
+        ge=1,
+        description="Dev evaluations per method, language and seed, grid included (default: the grid "
+        "plus two per refinement round); must cover the grid.",
     )
 
     @model_validator(mode="after")
@@ -118,8 +121,9 @@ class DiagnosticsSpec(_Strict):
     """The assumption diagnostic and its noise floor."""
 
     noise_floor: Literal["auto", "replicate", "off"] = Field(
-        "auto", description="Replicate reference adapters for the noise floor: auto uses the seeds when there are "
-        "two or more; replicate also trains one more seed's reference adapters when there is one seed; off."
+        "auto",
+        description="Replicate reference adapters for the noise floor: auto uses the seeds when there are "
+        "two or more; replicate also trains one more seed's reference adapters when there is one seed; off.",
     )
 
 
@@ -215,15 +219,16 @@ class ExperimentConfig(_Strict):
         self._check_target_dev()
         return self
 
-
     def _check_target_dev(self) -> None:
         tuning = self.tuning
         uses_target = self.t == "tune" and "target" in (tuning.dev, *tuning.compare)
         small = [task.name for task in self.tasks if task.dev_size < SMALL_DEV]
         if uses_target and small and not tuning.force_small_dev:
-            raise ValueError(f"tuning on a target-language dev set of fewer than {SMALL_DEV} items (task(s) "
-                             f"{', '.join(small)}) selects t on noise; raise dev_size or set "
-                             "tuning.force_small_dev")  # fmt: skip
+            raise ValueError(
+                f"tuning on a target-language dev set of fewer than {SMALL_DEV} items (task(s) "
+                f"{', '.join(small)}) selects t on noise; raise dev_size or set "
+                "tuning.force_small_dev"
+            )
 
 
 def _location(loc: tuple[Any, ...]) -> list[str]:

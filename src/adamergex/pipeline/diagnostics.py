@@ -117,16 +117,25 @@ def ia3_language_gap_alignment(
         present = [a.modules[name].vector.double() for a in adapters if name in a.modules]
         if any(bool((v <= 0).any()) for v in present):
             continue
-        logs = [a.modules[name].vector.double().log() if name in a.modules else torch.zeros_like(present[0])
-                for a in adapters]  # fmt: skip
+        logs = [
+            a.modules[name].vector.double().log() if name in a.modules else torch.zeros_like(present[0])
+            for a in adapters
+        ]
         task_gap, reference_gap = logs[1] - logs[0], logs[2] - logs[3]
         task_norm, reference_norm = float(task_gap.norm()), float(reference_gap.norm())
         if task_norm == 0.0 or reference_norm == 0.0:
             continue
         cosine = float((task_gap * reference_gap).sum()) / (task_norm * reference_norm)
-        results.append(ModuleDiagnostic(name=name, cosine=cosine, norm_ratio=reference_norm / task_norm,
-                                        task_gap_norm=task_norm, reference_gap_norm=reference_norm,
-                                        size=task_gap.numel()))  # fmt: skip
+        results.append(
+            ModuleDiagnostic(
+                name=name,
+                cosine=cosine,
+                norm_ratio=reference_norm / task_norm,
+                task_gap_norm=task_norm,
+                reference_gap_norm=reference_norm,
+                size=task_gap.numel(),
+            )
+        )
     return results
 
 

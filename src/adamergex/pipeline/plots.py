@@ -58,8 +58,9 @@ def method_bars(rows: Sequence[ScoreRow], path: Path, *, title: str, source: str
 def differences(comparisons: Sequence[Comparison], path: Path, *, title: str) -> Path:
     """Each variant's difference to the reference per language and pooled, with its paired 95% interval."""
     plt = _pyplot()
-    langs = sorted({c.lang for c in comparisons} - {"pooled"}) + (["pooled"] if any(
-        c.lang == "pooled" for c in comparisons) else [])  # fmt: skip
+    langs = sorted({c.lang for c in comparisons} - {"pooled"}) + (
+        ["pooled"] if any(c.lang == "pooled" for c in comparisons) else []
+    )
     variants = list(dict.fromkeys(c.variant for c in comparisons))
     by_key = {(c.variant, c.lang): c for c in comparisons}
     height = 0.8 / max(len(langs), 1)
@@ -96,9 +97,14 @@ def t_sensitivity(rows: Sequence[ScoreRow], path: Path, *, title: str) -> Path:
     figure, axis = plt.subplots(figsize=(6, 4))
     for (method, lang), points in sorted(lines.items()):
         points = sorted(points, key=lambda r: r.t or 0.0)
-        axis.errorbar([r.t for r in points], [100 * r.value for r in points],
-                      yerr=[[100 * (r.value - r.low) for r in points], [100 * (r.high - r.value) for r in points]],
-                      marker="o", capsize=2, label=f"{method} · {lang}")  # fmt: skip
+        axis.errorbar(
+            [r.t for r in points],
+            [100 * r.value for r in points],
+            yerr=[[100 * (r.value - r.low) for r in points], [100 * (r.high - r.value) for r in points]],
+            marker="o",
+            capsize=2,
+            label=f"{method} · {lang}",
+        )
     axis.axvline(0.0, color="grey", linewidth=0.8, linestyle=":")
     axis.set_xlabel("t")
     axis.set_ylabel(f"{rows[0].metric} (%)")
@@ -108,8 +114,9 @@ def t_sensitivity(rows: Sequence[ScoreRow], path: Path, *, title: str) -> Path:
     return _save(figure, path)
 
 
-def t_curves(curves: dict[str, list[tuple[float, float]]], path: Path, *, title: str,
-             ylabel: str = "selection objective") -> Path:  # fmt: skip
+def t_curves(
+    curves: dict[str, list[tuple[float, float]]], path: Path, *, title: str, ylabel: str = "selection objective"
+) -> Path:
     """The selection objective against t, one line per language (every evaluated point)."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))

@@ -47,8 +47,17 @@ class Scored:
         return len(self.item_ids)
 
 
-def from_eval_record(record: dict[str, Any], *, task: str, kind: str, method: str, lang: str, seed: int,
-                     t: float | None = None, selection: str = "") -> Scored:  # fmt: skip
+def from_eval_record(
+    record: dict[str, Any],
+    *,
+    task: str,
+    kind: str,
+    method: str,
+    lang: str,
+    seed: int,
+    t: float | None = None,
+    selection: str = "",
+) -> Scored:
     """The items of an evaluation record (``EvalResult.to_json`` with predictions) as a :class:`Scored`."""
     items = record.get("predictions")
     if not items:
@@ -120,8 +129,12 @@ def label_codes(values: Sequence[Any]) -> tuple[np.ndarray, int]:
 def per_item(metric: str, scored: Scored) -> np.ndarray:
     """Per-item scores of a mean-type metric (accuracy, exact_match, f1, rouge_l) for ``scored``."""
     if metric == "accuracy":
-        return np.array([float(p in g if isinstance(g, list) else p == g) for p, g in zip(
-            scored.prediction, scored.gold, strict=True)])  # fmt: skip
+        return np.array(
+            [
+                float(p in g if isinstance(g, list) else p == g)
+                for p, g in zip(scored.prediction, scored.gold, strict=True)
+            ]
+        )
     if metric in PER_ITEM_METRICS:
         function = PER_ITEM_METRICS[metric]
         return np.array([function(p, g) for p, g in zip(scored.prediction, scored.gold, strict=True)])

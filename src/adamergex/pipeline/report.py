@@ -65,8 +65,10 @@ def score_table(rows: Sequence[ScoreRow], source: str) -> list[str]:
     n_values = sorted({r.n for r in rows if r.lang not in ("pooled", source)})
     spread = "mean ± SD across seeds " if len(seeds) > 1 else ""
     resampled = "items and seeds" if len(seeds) > 1 else "items"
-    out = [f"#### Scores: {rows[0].metric} (%, {spread}[95% CI resampling {resampled}]; n = "
-           f"{', '.join(map(str, n_values))} per language; seeds {', '.join(map(str, seeds))})\n"]  # fmt: skip
+    out = [
+        f"#### Scores: {rows[0].metric} (%, {spread}[95% CI resampling {resampled}]; n = "
+        f"{', '.join(map(str, n_values))} per language; seeds {', '.join(map(str, seeds))})\n"
+    ]
     columns = ([f"{source} (source)"] if has_source else []) + langs + (["mean"] if len(langs) > 1 else [])
     out.append("| method | " + " | ".join(columns) + " |")
     out.append("|---" * (len(columns) + 1) + "|")
@@ -101,8 +103,9 @@ def comparison_table(comparisons: Sequence[Comparison], gaps: Sequence[Compariso
         cells = []
         for lang in columns:
             c = cell.get((variant, lang))
-            cells.append("–" if c is None else f"{_signed(c.difference)} [{_signed(c.low)}, {_signed(c.high)}]"
-                         f"{_p(c.p_value)}")  # fmt: skip
+            cells.append(
+                "–" if c is None else f"{_signed(c.difference)} [{_signed(c.low)}, {_signed(c.high)}]{_p(c.p_value)}"
+            )
         if gap_column:
             last = cell.get((variant, columns[-1]))
             share = last.difference / gap[columns[-1]] if last and gap[columns[-1]] else None
@@ -116,9 +119,12 @@ def gap_line(gaps: Sequence[Comparison], source: str) -> str:
     for g in gaps:
         interval = "" if g.low is None else f" [{_signed(g.low)}, {_signed(g.high)}]"
         parts.append(f"{g.lang} {_signed(g.difference)}{interval}")
-    return (f"Transfer gap of Eng-FT ({source} − target, points, paired by translated item): " + "; ".join(parts)
-            + ". *gap closed* = the method's difference to Eng-FT divided by this gap (last column's "
-            "languages).")  # fmt: skip
+    return (
+        f"Transfer gap of Eng-FT ({source} − target, points, paired by translated item): "
+        + "; ".join(parts)
+        + ". *gap closed* = the method's difference to Eng-FT divided by this gap (last column's "
+        "languages)."
+    )
 
 
 def chosen_t_table(chosen: Sequence[dict[str, Any]]) -> list[str]:
@@ -138,8 +144,11 @@ def chosen_t_table(chosen: Sequence[dict[str, Any]]) -> list[str]:
 def label_table(counts: dict[str, list[int]], labels: Sequence[str], majority: dict[str, Any]) -> list[str]:
     width = max([len(labels), *(len(c) for c in counts.values())])
     names = [labels[i] if i < len(labels) else str(i) for i in range(width)]
-    out = ["#### Test-set labels (% of items) and the majority class\n",
-           "| language | n | " + " | ".join(names) + " |", "|---" * (width + 2) + "|"]  # fmt: skip
+    out = [
+        "#### Test-set labels (% of items) and the majority class\n",
+        "| language | n | " + " | ".join(names) + " |",
+        "|---" * (width + 2) + "|",
+    ]
     for lang, row in counts.items():
         row = row + [0] * (width - len(row))
         total = sum(row)
@@ -147,8 +156,10 @@ def label_table(counts: dict[str, list[int]], labels: Sequence[str], majority: d
     for key, value in sorted(majority.items()):
         label = value["label"]
         name = names[label] if label < len(names) else str(label)
-        out.append(f"\nMajority class of the training split ({key}): **{name}** "
-                   f"({value['count']} of {value['n']} training items).")  # fmt: skip
+        out.append(
+            f"\nMajority class of the training split ({key}): **{name}** "
+            f"({value['count']} of {value['n']} training items)."
+        )
     return out
 
 
@@ -160,10 +171,12 @@ def diagnostics_markdown(diagnostics: dict[str, dict[str, Any]]) -> str:
     cross = {k: v for k, v in diagnostics.items() if v.get("type") == "cross"}
     lines: list[str] = []
     if alignment:
-        lines += ["### Language-gap alignment: gap(task) = target-ft − T vs gap(ref) = Rt − Rs, cosine per module\n",
-                  "| adapter · language · seed | modules | cosine mean | random-direction null (mean ± 2 SD) | "
-                  "replicate cosine of gap(ref) | replicate cosine of gap(task) | norm ratio median | reading |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "### Language-gap alignment: gap(task) = target-ft − T vs gap(ref) = Rt − Rs, cosine per module\n",
+            "| adapter · language · seed | modules | cosine mean | random-direction null (mean ± 2 SD) | "
+            "replicate cosine of gap(ref) | replicate cosine of gap(task) | norm ratio median | reading |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for key, s in sorted(alignment.items()):
             adapter, lang = s.get("adapter", key.split("/")[1]), s.get("lang", key.split("/")[2])
             ref = _replicate(stability, adapter, lang)
@@ -171,30 +184,44 @@ def diagnostics_markdown(diagnostics: dict[str, dict[str, Any]]) -> str:
             null = s.get("null_sd_of_mean")
             null_text = f"0 ± {2 * null:.3f}" if null is not None else "–"
             reading = _reading(s["cosine_mean"], null, ref, task)
-            lines.append(f"| {key} | {s['modules']} | {s['cosine_mean']:.3f} | {null_text} | {_fmt(ref)} | "
-                         f"{_fmt(task)} | {s['norm_ratio_median']:.3f} | {reading} |")  # fmt: skip
+            lines.append(
+                f"| {key} | {s['modules']} | {s['cosine_mean']:.3f} | {null_text} | {_fmt(ref)} | "
+                f"{_fmt(task)} | {s['norm_ratio_median']:.3f} | {reading} |"
+            )
         lines.append("")
     if stability and not alignment:
-        lines += ["### Reference-gap stability across seeds (cosine of Rt − Rs, per module)\n",
-                  "| adapter · language | seeds | modules | cosine mean | random-direction null (± 2 SD) |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "### Reference-gap stability across seeds (cosine of Rt − Rs, per module)\n",
+            "| adapter · language | seeds | modules | cosine mean | random-direction null (± 2 SD) |",
+            "|---|---|---|---|---|",
+        ]
         for s in stability.values():
-            lines.append(f"| {s['adapter']} · {s['lang']} | {s['seeds']} | {s['modules']} | {s['cosine_mean']:.3f} | "
-                         f"0 ± {2 * s['null_sd_of_mean']:.3f} |")  # fmt: skip
+            lines.append(
+                f"| {s['adapter']} · {s['lang']} | {s['seeds']} | {s['modules']} | {s['cosine_mean']:.3f} | "
+                f"0 ± {2 * s['null_sd_of_mean']:.3f} |"
+            )
         lines.append("")
     if cross:
-        lines += ["### LoRA cross merge vs the additive rule: ‖ΔW_cross − ΔW_additive‖ / ‖ΔW_additive‖ per module\n",
-                  "| task · language · seed · t | modules | median | max |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "### LoRA cross merge vs the additive rule: ‖ΔW_cross − ΔW_additive‖ / ‖ΔW_additive‖ per module\n",
+            "| task · language · seed · t | modules | median | max |",
+            "|---|---|---|---|",
+        ]
         for key, s in sorted(cross.items()):
-            lines.append(f"| {key.removeprefix('cross/')} | {s['modules']} | {s['relative_difference_median']:.3g} | "
-                         f"{s['relative_difference_max']:.3g} |")  # fmt: skip
+            lines.append(
+                f"| {key.removeprefix('cross/')} | {s['modules']} | {s['relative_difference_median']:.3g} | "
+                f"{s['relative_difference_max']:.3g} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
 def _replicate(stability: dict[str, dict[str, Any]], adapter: str, lang: str, task: str | None = None) -> float | None:
-    values = [s["cosine_mean"] for s in stability.values()
-              if s["adapter"] == adapter and s["lang"] == lang and (task is None or s.get("task") == task)]  # fmt: skip
+    values = [
+        s["cosine_mean"]
+        for s in stability.values()
+        if s["adapter"] == adapter and s["lang"] == lang and (task is None or s.get("task") == task)
+    ]
     return sum(values) / len(values) if values else None
 
 
@@ -241,8 +268,12 @@ def render_markdown(analysis: Analysis, records: dict[str, Any]) -> str:
         for metric in metrics[:1]:
             rows = [c for c in comparisons.get((task, adapter, metric), []) if c.reference.startswith("arimerge")]
             if rows:
-                out += [*comparison_table(rows, [], f"vs AriMerge: {metric} difference (points; paired 95% CI; "
-                                                    "exact McNemar p)"), ""]  # fmt: skip
+                out += [
+                    *comparison_table(
+                        rows, [], f"vs AriMerge: {metric} difference (points; paired 95% CI; exact McNemar p)"
+                    ),
+                    "",
+                ]
         chosen = [c for c in analysis.chosen_t if c["task"] == task and c["adapter"] == adapter]
         if chosen:
             out += [*chosen_t_table(chosen), ""]
@@ -290,10 +321,15 @@ def write_report(folder: Path, out: Path | None = None, *, force: bool = True) -
     with atomic_directory(out, force=force) as target:
         (target / "results.md").write_text(render_markdown(analysis, records))
         (target / "results.csv").write_text(_scores_csv(analysis.scores))
-        payload = {"info": records["info"], "scores": [asdict(r) for r in analysis.scores],
-                   "comparisons": [asdict(c) for c in analysis.comparisons],
-                   "transfer_gap": [asdict(g) for g in analysis.gaps], "label_counts": analysis.label_counts,
-                   "chosen_t": analysis.chosen_t, "curves": records.get("curves", {})}  # fmt: skip
+        payload = {
+            "info": records["info"],
+            "scores": [asdict(r) for r in analysis.scores],
+            "comparisons": [asdict(c) for c in analysis.comparisons],
+            "transfer_gap": [asdict(g) for g in analysis.gaps],
+            "label_counts": analysis.label_counts,
+            "chosen_t": analysis.chosen_t,
+            "curves": records.get("curves", {}),
+        }
         (target / "results.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False))
         (target / "diagnostics.json").write_text(json.dumps(records.get("diagnostics", {}), indent=2))
         (target / PREDICTIONS).write_bytes(to_csv(scored).encode("utf-8"))
@@ -308,17 +344,27 @@ def write_plots(analysis: Analysis, records: dict[str, Any], folder: Path) -> No
 
     source = records["info"]["source_lang"]
     for (task, adapter, metric), rows in _by_table(analysis.scores).items():
-        plots.method_bars([r for r in rows if r.lang != "pooled"], folder / f"methods_{task}_{adapter}_{metric}.png",
-                          title=f"{task} · {adapter} · {metric}", source=source)  # fmt: skip
+        plots.method_bars(
+            [r for r in rows if r.lang != "pooled"],
+            folder / f"methods_{task}_{adapter}_{metric}.png",
+            title=f"{task} · {adapter} · {metric}",
+            source=source,
+        )
         fixed = [r for r in rows if r.selection == "fixed" and r.lang not in ("pooled",)]
         if len({r.t for r in fixed}) > 1:
-            plots.t_sensitivity(fixed, folder / f"t_test_{task}_{adapter}_{metric}.png",
-                                title=f"test {metric} against t · {task} · {adapter}")  # fmt: skip
+            plots.t_sensitivity(
+                fixed,
+                folder / f"t_test_{task}_{adapter}_{metric}.png",
+                title=f"test {metric} against t · {task} · {adapter}",
+            )
     for (task, adapter, metric), rows in _by_table(analysis.comparisons).items():
         versus = [c for c in rows if c.reference == "eng-ft"]
         if versus:
-            plots.differences(versus, folder / f"vs_engft_{task}_{adapter}_{metric}.png",
-                              title=f"{metric}: method − Eng-FT · {task} · {adapter}")  # fmt: skip
+            plots.differences(
+                versus,
+                folder / f"vs_engft_{task}_{adapter}_{metric}.png",
+                title=f"{metric}: method − Eng-FT · {task} · {adapter}",
+            )
     for key, curves in records.get("curves", {}).items():
         plots.t_curves(curves, folder / f"t_curve_{key.replace('/', '_')}.png", title=f"t selection · {key}")
     training = records.get("training", {})

@@ -59,8 +59,13 @@ class RunRecords:
     training: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"info": self.info, "curves": self.curves, "diagnostics": self.diagnostics, "notes": self.notes,
-                "training": self.training}  # fmt: skip
+        return {
+            "info": self.info,
+            "curves": self.curves,
+            "diagnostics": self.diagnostics,
+            "notes": self.notes,
+            "training": self.training,
+        }
 
     @property
     def rows(self) -> list[ScoreRow]:
@@ -86,12 +91,19 @@ class _TaskRun:
     def __post_init__(self) -> None:
         self.trained = {"task": self.task_adapter, "target-ft": {}}
 
-    def add(self, method: str, lang: str, result: dict[str, Any] | None, t: float | None = None,
-            selection: str = "") -> None:  # fmt: skip
+    def add(
+        self, method: str, lang: str, result: dict[str, Any] | None, t: float | None = None, selection: str = ""
+    ) -> None:
         """Record a result's per-item predictions (nothing in a dry run, where ``result`` is None)."""
         if result is not None:
             scored = from_eval_record(
-                result, task=self.task.name, kind=self.adapter, method=method, lang=lang, seed=self.seed, t=t,
+                result,
+                task=self.task.name,
+                kind=self.adapter,
+                method=method,
+                lang=lang,
+                seed=self.seed,
+                t=t,
                 selection=selection,
             )
             self.records.scored.append(scored)
@@ -100,8 +112,9 @@ class _TaskRun:
 class Pipeline:
     """Runs one :class:`ExperimentConfig`; ``dry_run`` lists the steps and whether each is cached."""
 
-    def __init__(self, config: ExperimentConfig, *, dry_run: bool = False, console: Console | None = None,
-                 progress: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, config: ExperimentConfig, *, dry_run: bool = False, console: Console | None = None, progress: bool = True
+    ) -> None:
         self.config = config
         self.dry_run = dry_run
         self.console = console or Console(stderr=True)
@@ -155,13 +168,25 @@ class Pipeline:
 
         summary = json.loads((folder / "training.json").read_text())
         log_path = folder / "adapter" / LOG_FILE
-        curve = [{k: r[k] for k in ("step", "loss", "validation_loss") if r.get(k) is not None}
-                 for r in (read_training_log(log_path) if log_path.is_file() else [])]  # fmt: skip
-        role = "reference" if kind == "reference" else ("task" if values["lang"] == self.config.source_lang
-                                                         else "target-ft")  # fmt: skip
+        curve = [
+            {k: r[k] for k in ("step", "loss", "validation_loss") if r.get(k) is not None}
+            for r in (read_training_log(log_path) if log_path.is_file() else [])
+        ]
+        role = (
+            "reference"
+            if kind == "reference"
+            else ("task" if values["lang"] == self.config.source_lang else "target-ft")
+        )
         name = f"{role}/{values['adapter']}/{values['lang']}/seed{values['seed']}"
-        self.training[name] = {"role": role, "adapter": values["adapter"], "lang": values["lang"],
-                               "seed": values["seed"], "data": values["data"], **summary, "curve": curve}  # fmt: skip
+        self.training[name] = {
+            "role": role,
+            "adapter": values["adapter"],
+            "lang": values["lang"],
+            "seed": values["seed"],
+            "data": values["data"],
+            **summary,
+            "curve": curve,
+        }
 
     def _train_step(self, kind: str, name: str, key: str, inputs: dict[str, Any], values: dict[str, Any]) -> None:
         from adamergex.training.config import TrainingConfig
@@ -171,12 +196,17 @@ class Pipeline:
         resume = checkpoints.is_dir() and any(p.name.startswith("step-") for p in checkpoints.iterdir())
         self.console.print(f"[bold]train[/] {kind} {name}" + (" (resuming)" if resume else ""))
         with self.cache.produce(kind, key, inputs) as folder:
-            settings = TrainingConfig.build({**values, "out": folder / "adapter", "checkpoint_dir": checkpoints,
-                                             "resume": resume})  # fmt: skip
+            settings = TrainingConfig.build(
+                {**values, "out": folder / "adapter", "checkpoint_dir": checkpoints, "resume": resume}
+            )
             result = train_adapter(settings, base=self.base, progress=self.progress)
-            summary = {"steps": result.steps, "train_loss": result.train_loss,
-                       "initial_validation_loss": result.initial_validation_loss,
-                       "validation_loss": result.validation_loss, "wall_time_s": result.wall_time_s}  # fmt: skip
+            summary = {
+                "steps": result.steps,
+                "train_loss": result.train_loss,
+                "initial_validation_loss": result.initial_validation_loss,
+                "validation_loss": result.validation_loss,
+                "wall_time_s": result.wall_time_s,
+            }
             (folder / "training.json").write_text(json.dumps(summary, indent=2))
         shutil.rmtree(checkpoints, ignore_errors=True)
 
@@ -210,8 +240,9 @@ class Pipeline:
         return self._train("task", f"{task.name}/{adapter}/{lang}/seed{seed}", values)
 
     # -- merging ----------------------------------------------------------------------------------------------
-    def merged_adapter(self, method: str, adapter: str, parts: dict[str, tuple[str, Path]], t: float,
-                       label: str) -> tuple[str, Path]:  # fmt: skip
+    def merged_adapter(
+        self, method: str, adapter: str, parts: dict[str, tuple[str, Path]], t: float, label: str
+    ) -> tuple[str, Path]:
         """A cached merge of the trained adapters for ``method`` (and ``t``), built by the method's table entry.
 
         At t = 0 every method with a t gives back the task adapter (ΔW_T, l_T), so its folder is reused.
@@ -219,8 +250,14 @@ class Pipeline:
         spec = METHODS[method]
         if spec.takes_t and t == 0.0:
             return parts["task"]
-        inputs = {"method": method, "adapter": adapter, "t": t, "mode": self.config.merge_mode,
-                  "rank": self.config.merge_rank, "parts": {role: key for role, (key, _) in parts.items()}}  # fmt: skip
+        inputs = {
+            "method": method,
+            "adapter": adapter,
+            "t": t,
+            "mode": self.config.merge_mode,
+            "rank": self.config.merge_rank,
+            "parts": {role: key for role, (key, _) in parts.items()},
+        }
         key = step_key("merge", inputs)
         with self.cache.claim("merge", key, label) as found:
             if found is not None:
@@ -231,15 +268,28 @@ class Pipeline:
             self._merge_step(spec, adapter, parts, t, key, inputs)
         return key, self.cache.path("merge", key) / "adapter"
 
-    def _merge_step(self, spec: MethodSpec, adapter: str, parts: dict[str, tuple[str, Path]], t: float, key: str,
-                    inputs: dict[str, Any]) -> None:  # fmt: skip
+    def _merge_step(
+        self,
+        spec: MethodSpec,
+        adapter: str,
+        parts: dict[str, tuple[str, Path]],
+        t: float,
+        key: str,
+        inputs: dict[str, Any],
+    ) -> None:
         if spec.build is None:
             merges = ", ".join(name for name, entry in METHODS.items() if entry.build is not None)
             raise AdamergexError(f"method {spec.name!r} is not a merge; expected one of {merges}")
         with self.cache.produce("merge", key, inputs) as folder:
-            job = MergeJob(kind=adapter, parts={role: path for role, (_, path) in parts.items()}, t=float(t),
-                           out=folder / "adapter", lora_mode=self.config.merge_mode, rank=self.config.merge_rank,
-                           base_weights=self._base_weights)  # fmt: skip
+            job = MergeJob(
+                kind=adapter,
+                parts={role: path for role, (_, path) in parts.items()},
+                t=float(t),
+                out=folder / "adapter",
+                lora_mode=self.config.merge_mode,
+                rank=self.config.merge_rank,
+                base_weights=self._base_weights,
+            )
             spec.build(job)
 
     def _base_weights(self, names: set[str]) -> dict[str, Any]:
@@ -248,12 +298,21 @@ class Pipeline:
         return {name: module.weight.detach().float().cpu() for name, module in modules if name in names}
 
     # -- evaluation -------------------------------------------------------------------------------------------
-    def evaluate(self, adapter: tuple[str, Path] | None, task: TaskSpec, lang: str, split: str,
-                 limit: int | None, label: str) -> dict[str, Any] | None:  # fmt: skip
+    def evaluate(
+        self, adapter: tuple[str, Path] | None, task: TaskSpec, lang: str, split: str, limit: int | None, label: str
+    ) -> dict[str, Any] | None:
         """A cached evaluation; returns the result record (None in a dry run before it exists)."""
-        inputs = {"base": self.config.base_model, "adapter": adapter[0] if adapter else None, "task": task.name,
-                  "options": task.options, "max_text_tokens": task.max_text_tokens, "lang": lang, "split": split,
-                  "limit": limit, "protocol": self.config.protocol}  # fmt: skip
+        inputs = {
+            "base": self.config.base_model,
+            "adapter": adapter[0] if adapter else None,
+            "task": task.name,
+            "options": task.options,
+            "max_text_tokens": task.max_text_tokens,
+            "lang": lang,
+            "split": split,
+            "limit": limit,
+            "protocol": self.config.protocol,
+        }
         key = step_key("eval", inputs)
         with self.cache.claim("eval", key, label) as found:
             if found is not None:
@@ -263,14 +322,33 @@ class Pipeline:
                 return None
             return self._evaluate_step(adapter, task, lang, split, limit, label, key, inputs)
 
-    def _evaluate_step(self, adapter: tuple[str, Path] | None, task: TaskSpec, lang: str, split: str,
-                       limit: int | None, label: str, key: str, inputs: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    def _evaluate_step(
+        self,
+        adapter: tuple[str, Path] | None,
+        task: TaskSpec,
+        lang: str,
+        split: str,
+        limit: int | None,
+        label: str,
+        key: str,
+        inputs: dict[str, Any],
+    ) -> dict[str, Any]:
         from adamergex.evaluation.adapter import evaluate_adapter
 
-        [result] = evaluate_adapter(self.base, adapter[1] if adapter else None, task.name, [lang], options=task.options,
-                                    max_text_tokens=task.max_text_tokens, model_name=self.config.base_model,
-                                    split=split, limit=limit, protocol=self.config.protocol,
-                                    batch_size=self.config.evaluation.batch_size, progress=self.progress)  # fmt: skip
+        [result] = evaluate_adapter(
+            self.base,
+            adapter[1] if adapter else None,
+            task.name,
+            [lang],
+            options=task.options,
+            max_text_tokens=task.max_text_tokens,
+            model_name=self.config.base_model,
+            split=split,
+            limit=limit,
+            protocol=self.config.protocol,
+            batch_size=self.config.evaluation.batch_size,
+            progress=self.progress,
+        )
         with self.cache.produce("eval", key, inputs) as folder:
             (folder / "result.json").write_text(json.dumps(result.to_json(), indent=2))
         self.log.executed.append(f"eval:{label}")
@@ -298,8 +376,9 @@ class Pipeline:
                 references = {lang: self.reference_adapter(adapter, lang, seed) for lang in langs}
                 trained[seed] = {"references": references, "tasks": {}}
                 for task in config.tasks:
-                    trained[seed]["tasks"][task.name] = self._run_task(records, adapter, seed, task, references,
-                                                                       methods)  # fmt: skip
+                    trained[seed]["tasks"][task.name] = self._run_task(
+                        records, adapter, seed, task, references, methods
+                    )
             self._noise_floor(records, adapter, langs, trained)
         records.training = dict(self.training)
         return records
@@ -313,13 +392,25 @@ class Pipeline:
         tasks: dict[str, Any] = {}
         for spec in config.tasks:
             task = get_task(spec.name)
-            tasks[spec.name] = {"task_kind": task.kind, "metrics": list(task.metrics),
-                                "labels": list(getattr(task, "labels", None) or ())}  # fmt: skip
-        header = (f"Base model `{config.base_model}`, source language `{config.source_lang}`, protocol "
-                  f"`{config.protocol}`, seeds {config.seeds}, merge mode `{config.merge_mode}`.")  # fmt: skip
-        return {"name": config.name, "header": header, "source_lang": config.source_lang, "headline": headline,
-                "methods": list(METHODS), "tasks": tasks, "selections": self._selection_notes(),
-                "majority": {}}  # fmt: skip
+            tasks[spec.name] = {
+                "task_kind": task.kind,
+                "metrics": list(task.metrics),
+                "labels": list(getattr(task, "labels", None) or ()),
+            }
+        header = (
+            f"Base model `{config.base_model}`, source language `{config.source_lang}`, protocol "
+            f"`{config.protocol}`, seeds {config.seeds}, merge mode `{config.merge_mode}`."
+        )
+        return {
+            "name": config.name,
+            "header": header,
+            "source_lang": config.source_lang,
+            "headline": headline,
+            "methods": list(METHODS),
+            "tasks": tasks,
+            "selections": self._selection_notes(),
+            "majority": {},
+        }
 
     def _selection_notes(self) -> dict[str, str]:
         config, tuning = self.config, self.config.tuning
@@ -334,20 +425,27 @@ class Pipeline:
                 notes[f"{spec.name}/{SELECTIONS[setting]}"] = f"{spec.name}: t {chosen_on}; {role}."
         if tuning.compare_t:
             values = ", ".join(f"{t:g}" for t in tuning.compare_t)
-            notes["fixed"] = (f"Rows marked (t = …) evaluate a fixed t on the test set ({values}): t = 1 is the "
-                              "method's own value, with no selection at all.")  # fmt: skip
+            notes["fixed"] = (
+                f"Rows marked (t = …) evaluate a fixed t on the test set ({values}): t = 1 is the "
+                "method's own value, with no selection at all."
+            )
         return notes
 
     def _chosen_on(self, task: TaskSpec, setting: str, lang: str = "target") -> str:
         source = self.config.source_lang
         if setting == "source":
-            return (f"chosen on the {source} dev split (n={task.dev_size}), the merge scored in the source "
-                    "language: strict zero-shot (no target-language data); this objective favours small t")  # fmt: skip
+            return (
+                f"chosen on the {source} dev split (n={task.dev_size}), the merge scored in the source "
+                "language: strict zero-shot (no target-language data); this objective favours small t"
+            )
         if setting == "unlabelled":
-            return (f"chosen label-free on {lang} dev inputs (n={task.dev_size}; labels unused) by information "
-                    "maximisation H(mean p) − mean H(p)")  # fmt: skip
-        return (f"chosen on a labelled {lang}-language dev split (n={task.dev_size}): few-shot, uses target-language "
-                "labels")  # fmt: skip
+            return (
+                f"chosen label-free on {lang} dev inputs (n={task.dev_size}; labels unused) by information "
+                "maximisation H(mean p) − mean H(p)"
+            )
+        return (
+            f"chosen on a labelled {lang}-language dev split (n={task.dev_size}): few-shot, uses target-language labels"
+        )
 
     def _validate(self) -> None:
         """Refuse, before any work, a task that lacks one of the languages or splits the run needs."""
@@ -360,19 +458,31 @@ class Pipeline:
             for lang in (self.config.source_lang, *self.config.task_languages(spec)):
                 task.check_language(lang)
             try:
-                splits = {"train": spec.train_split, "dev": spec.resolve_split("dev", task.splits),
-                          "test": spec.resolve_split("test", task.splits)}  # fmt: skip
+                splits = {
+                    "train": spec.train_split,
+                    "dev": spec.resolve_split("dev", task.splits),
+                    "test": spec.resolve_split("test", task.splits),
+                }
             except ValueError as error:
                 raise AdamergexError(str(error)) from None
             for split in splits.values():
                 task.check_split(split)
             self.splits[spec.name] = splits
             if "unlabelled" in (tuning.dev, *tuning.compare) and task.kind != "multiple_choice":
-                raise AdamergexError(f"tuning.dev unlabelled needs a multiple-choice task (choice likelihoods); "
-                                     f"{spec.name} is {task.kind}")  # fmt: skip
+                raise AdamergexError(
+                    f"tuning.dev unlabelled needs a multiple-choice task (choice likelihoods); "
+                    f"{spec.name} is {task.kind}"
+                )
 
-    def _run_task(self, records: RunRecords, adapter: str, seed: int, task: TaskSpec,
-                  references: dict[str, tuple[str, Path]], methods: list[str]) -> dict[str, Any]:  # fmt: skip
+    def _run_task(
+        self,
+        records: RunRecords,
+        adapter: str,
+        seed: int,
+        task: TaskSpec,
+        references: dict[str, tuple[str, Path]],
+        methods: list[str],
+    ) -> dict[str, Any]:
         """Every method on every target language of ``task`` for one adapter kind and seed (and on the source
         language for the methods scored there); returns the task adapters trained (``task`` and ``target-ft`` per
         language) for the diagnostics."""
@@ -407,9 +517,13 @@ class Pipeline:
 
     def _score(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
         """Score ``spec`` in ``lang``: evaluate what its table entry says it scores."""
-        scorers = {"base model": self._score_base, "majority label": self._score_majority,
-                   "task adapter": self._score_task_adapter, "target task adapter": self._score_target_ft,
-                   "merge": self._score_merges}  # fmt: skip
+        scorers = {
+            "base model": self._score_base,
+            "majority label": self._score_majority,
+            "task adapter": self._score_task_adapter,
+            "target task adapter": self._score_target_ft,
+            "merge": self._score_merges,
+        }
         scorers[spec.scores](run, spec, lang)
 
     def _test(self, run: _TaskRun, adapter: tuple[str, Path] | None, lang: str, label: str) -> dict[str, Any] | None:
@@ -429,8 +543,11 @@ class Pipeline:
         """The merge at each t to report (fixed, or chosen per selection setting)."""
         task, source = run.task, self.config.source_lang
         assert run.task_adapter is not None  # every merge needs the task adapter
-        parts = {"task": run.task_adapter, "reference_target": run.references[lang],
-                 "reference_source": run.references[source]}  # fmt: skip
+        parts = {
+            "task": run.task_adapter,
+            "reference_target": run.references[lang],
+            "reference_source": run.references[source],
+        }
         for t, selection in self._choose_t(run.records, spec.name, run.adapter, run.seed, task, lang, parts):
             merged = self.merged_adapter(spec.name, run.adapter, parts, t, f"{spec.name}/{lang}/t={t:g}")
             run.add(spec.name, lang, self._test(run, merged, lang, f"{spec.name}/{lang}/t={t:g}"), t, selection)
@@ -443,11 +560,17 @@ class Pipeline:
         run.trained["target-ft"][lang] = target_ft
         run.add(spec.name, lang, self._test(run, target_ft, lang, f"{spec.name}/{lang}"))
         if not self.dry_run and run.task_adapter is not None:
-            summary = self._diagnose(run.task_adapter[1], target_ft[1], run.references[lang][1],
-                                     run.references[source][1])  # fmt: skip
+            summary = self._diagnose(
+                run.task_adapter[1], target_ft[1], run.references[lang][1], run.references[source][1]
+            )
             run.records.diagnostics[f"{task.name}/{adapter}/{lang}/seed{run.seed}"] = {
-                "type": "alignment", "task": task.name, "adapter": adapter, "lang": lang, "seed": run.seed,
-                **summary}  # fmt: skip
+                "type": "alignment",
+                "task": task.name,
+                "adapter": adapter,
+                "lang": lang,
+                "seed": run.seed,
+                **summary,
+            }
 
     def _majority(self, records: RunRecords, task: TaskSpec, lang: str, seed: int) -> dict[str, Any] | None:
         """The majority-class "method": the training split's most frequent label predicted for every test item."""
@@ -467,20 +590,34 @@ class Pipeline:
         label = records.info["majority"][key]["label"]
         items = spec.load(lang, self.splits[task.name]["test"], limit=task.test_size, **options)
         golds = [spec.render(item, protocol).choice_index for item in items]
-        return {"predictions": [{"id": item.id, "prediction": label, "gold": gold}
-                                for item, gold in zip(items, golds, strict=True)]}  # fmt: skip
+        return {
+            "predictions": [
+                {"id": item.id, "prediction": label, "gold": gold} for item, gold in zip(items, golds, strict=True)
+            ]
+        }
 
     def _record_cross(self, records: RunRecords, merged: Path, key: str) -> None:
         path = merged.parent / "cross_vs_additive.json"
         if self.dry_run or not path.is_file():
             return
         values = list(json.loads(path.read_text()).values())
-        records.diagnostics[key] = {"type": "cross", "modules": len(values),
-                                    "relative_difference_median": statistics.median(values),
-                                    "relative_difference_max": max(values)}  # fmt: skip
+        records.diagnostics[key] = {
+            "type": "cross",
+            "modules": len(values),
+            "relative_difference_median": statistics.median(values),
+            "relative_difference_max": max(values),
+        }
 
-    def _choose_t(self, records: RunRecords, method: str, adapter: str, seed: int, task: TaskSpec, lang: str,
-                  parts: dict[str, tuple[str, Path]]) -> list[tuple[float, str]]:  # fmt: skip
+    def _choose_t(
+        self,
+        records: RunRecords,
+        method: str,
+        adapter: str,
+        seed: int,
+        task: TaskSpec,
+        lang: str,
+        parts: dict[str, tuple[str, Path]],
+    ) -> list[tuple[float, str]]:
         """The (t, selection) pairs to report for ``method``: fixed ones, or one per selection setting, plus
         the fixed comparison values ``tuning.compare_t``."""
         fixed = self._t_values()
@@ -494,8 +631,17 @@ class Pipeline:
             chosen += [(float(t), "fixed") for t in dict.fromkeys(tuning.compare_t)]
         return chosen
 
-    def _tune(self, records: RunRecords, method: str, adapter: str, seed: int, task: TaskSpec, lang: str,
-              parts: dict[str, tuple[str, Path]], setting: str) -> float:  # fmt: skip
+    def _tune(
+        self,
+        records: RunRecords,
+        method: str,
+        adapter: str,
+        seed: int,
+        task: TaskSpec,
+        lang: str,
+        parts: dict[str, tuple[str, Path]],
+        setting: str,
+    ) -> float:
         """t chosen for ``method`` on ``lang`` in one selection setting (source, target or unlabelled dev)."""
         tuning = self.config.tuning
         dev_lang = self.config.source_lang if setting == "source" else lang
@@ -510,9 +656,11 @@ class Pipeline:
             result = self.evaluate(merged, task, dev_lang, dev, task.dev_size, f"tune/{method}/{lang}/t={t:g}")
             assert result is not None
             if setting == "target" and result["n"] < SMALL_DEV and not tuning.force_small_dev:
-                raise AdamergexError(f"the {dev_lang} dev split of {task.name} has {result['n']} items; tuning "
-                                     f"on fewer than {SMALL_DEV} selects t on noise (set "
-                                     "tuning.force_small_dev)")  # fmt: skip
+                raise AdamergexError(
+                    f"the {dev_lang} dev split of {task.name} has {result['n']} items; tuning "
+                    f"on fewer than {SMALL_DEV} selects t on noise (set "
+                    "tuning.force_small_dev)"
+                )
             if setting == "unlabelled":
                 return information_maximisation([p["loglikelihoods"] for p in result["predictions"]])
             return float(next(iter(result["metrics"].values()))["value"])
@@ -520,8 +668,9 @@ class Pipeline:
         search = search_t(objective, tuning.grid, refine_rounds=tuning.refine_rounds, budget=tuning.budget)
         key = f"{task.name}/{adapter}/{method}/{SELECTIONS[setting]}/seed{seed}"
         records.curves.setdefault(key, {})[lang] = search.sorted_curve()
-        self.console.print(f"t for {method}/{lang} ({setting} dev): {search.best_t:g} (objective "
-                           f"{search.best_score:.3f})")  # fmt: skip
+        self.console.print(
+            f"t for {method}/{lang} ({setting} dev): {search.best_t:g} (objective {search.best_score:.3f})"
+        )
         return search.best_t
 
     def _diagnose(self, task: Path, target_ft: Path, reference_target: Path, reference_source: Path) -> dict[str, Any]:
@@ -531,8 +680,9 @@ class Pipeline:
         adapters = [read_adapter(p) for p in (task, target_ft, reference_target, reference_source)]
         return summarize(gap_alignment(*adapters))
 
-    def _noise_floor(self, records: RunRecords, adapter: str, langs: list[str],
-                     trained: dict[int, dict[str, Any]]) -> None:  # fmt: skip
+    def _noise_floor(
+        self, records: RunRecords, adapter: str, langs: list[str], trained: dict[int, dict[str, Any]]
+    ) -> None:
         """Replicate cosines: the reference gap Rt − Rs (and the task gap, where target-ft exists) across seeds.
 
         With one seed and ``diagnostics.noise_floor: replicate``, the reference adapters of one more seed are
@@ -542,13 +692,17 @@ class Pipeline:
         seeds = sorted(trained)
         if mode == "off" or (len(seeds) < 2 and mode == "auto"):
             if mode == "auto" and any(d.get("type") == "alignment" for d in records.diagnostics.values()):
-                records.notes.append("no noise floor for the diagnostic: one seed (set diagnostics.noise_floor: "
-                                     "replicate, or run two seeds)")  # fmt: skip
+                records.notes.append(
+                    "no noise floor for the diagnostic: one seed (set diagnostics.noise_floor: "
+                    "replicate, or run two seeds)"
+                )
             return
         if len(seeds) < 2:
             extra = max(seeds) + 1
-            trained[extra] = {"references": {lang: self.reference_adapter(adapter, lang, extra) for lang in langs},
-                              "tasks": {}}  # fmt: skip
+            trained[extra] = {
+                "references": {lang: self.reference_adapter(adapter, lang, extra) for lang in langs},
+                "tasks": {},
+            }
             seeds.append(extra)
         if self.dry_run:
             return
@@ -556,11 +710,19 @@ class Pipeline:
         for first, second in itertools.pairwise(seeds):
             a, b = trained[first], trained[second]
             for lang in langs[1:]:
-                summary = self._diagnose(a["references"][source][1], a["references"][lang][1],
-                                         b["references"][lang][1], b["references"][source][1])  # fmt: skip
+                summary = self._diagnose(
+                    a["references"][source][1],
+                    a["references"][lang][1],
+                    b["references"][lang][1],
+                    b["references"][source][1],
+                )
                 records.diagnostics[f"reference-gap/{adapter}/{lang}/seeds{first}-{second}"] = {
-                    "type": "reference_stability", "adapter": adapter, "lang": lang, "seeds": [first, second],
-                    **summary}  # fmt: skip
+                    "type": "reference_stability",
+                    "adapter": adapter,
+                    "lang": lang,
+                    "seeds": [first, second],
+                    **summary,
+                }
             for task_name, task_a in a["tasks"].items():
                 task_b = b["tasks"].get(task_name)
                 if not task_b or task_a["task"] is None:
@@ -571,12 +733,18 @@ class Pipeline:
                         continue
                     summary = self._diagnose(task_a["task"][1], target_a[1], target_b[1], task_b["task"][1])
                     records.diagnostics[f"task-gap/{task_name}/{adapter}/{lang}/seeds{first}-{second}"] = {
-                        "type": "task_stability", "task": task_name, "adapter": adapter, "lang": lang,
-                        "seeds": [first, second], **summary}  # fmt: skip
+                        "type": "task_stability",
+                        "task": task_name,
+                        "adapter": adapter,
+                        "lang": lang,
+                        "seeds": [first, second],
+                        **summary,
+                    }
 
 
-def run_experiment(config: ExperimentConfig, *, dry_run: bool = False, progress: bool = True,
-                   console: Console | None = None) -> tuple[Pipeline, RunRecords, Path | None]:  # fmt: skip
+def run_experiment(
+    config: ExperimentConfig, *, dry_run: bool = False, progress: bool = True, console: Console | None = None
+) -> tuple[Pipeline, RunRecords, Path | None]:
     """Run ``config`` end to end; write predictions.csv, records.json, the config and the report."""
     started = time.perf_counter()
     pipeline = Pipeline(config, dry_run=dry_run, progress=progress, console=console)

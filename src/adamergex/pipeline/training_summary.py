@@ -102,8 +102,14 @@ def plot_training_curves(logs: Mapping[str, Sequence[Mapping[str, Any]]], path: 
         steps = [r for r in records if "loss" in r]
         axis.plot([r["step"] for r in steps], [r["loss"] for r in steps], color=colour, alpha=0.45, linewidth=1)
         validation = [r for r in records if r.get("validation_loss") is not None]
-        axis.plot([r["step"] for r in validation], [r["validation_loss"] for r in validation], color=colour,
-                  marker="o", linewidth=1.8, label=label)  # fmt: skip
+        axis.plot(
+            [r["step"] for r in validation],
+            [r["validation_loss"] for r in validation],
+            color=colour,
+            marker="o",
+            linewidth=1.8,
+            label=label,
+        )
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("token loss (thin: training, markers: held-out)")
     axis.set_title(title)

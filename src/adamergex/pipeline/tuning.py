@@ -47,8 +47,10 @@ def search_t(
         raise ValueError("the t grid is empty")
     points = sorted(set(float(t) for t in grid))
     if budget is not None and budget < len(points):
-        raise ValueError(f"a budget of {budget} evaluations cannot cover the {len(points)}-point grid; "
-                         "expected a budget of at least the grid size")  # fmt: skip
+        raise ValueError(
+            f"a budget of {budget} evaluations cannot cover the {len(points)}-point grid; "
+            "expected a budget of at least the grid size"
+        )
     sign = 1.0 if maximize else -1.0
     scores: dict[float, float] = {}
     curve: list[tuple[float, float]] = []

@@ -40,8 +40,16 @@ def _tracker_config(values: dict[str, Any]) -> dict[str, Any]:
 class TrainingLog:
     """Appends step records to a JSONL file and, when asked, to accelerate's trackers (main process only)."""
 
-    def __init__(self, path: Path, accelerator: Accelerator, *, tracker: bool, run_name: str,
-                 hyperparameters: dict[str, Any], history: Iterable[dict[str, Any]] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: Path,
+        accelerator: Accelerator,
+        *,
+        tracker: bool,
+        run_name: str,
+        hyperparameters: dict[str, Any],
+        history: Iterable[dict[str, Any]] = (),
+    ) -> None:
         self.path = path
         self.accelerator = accelerator
         self.tracker = tracker

@@ -61,8 +61,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
     """``Σ_i CE(cap(h_i Wᵀ), y_i)`` over rows with a label; the gradient for ``h`` is formed in the forward pass."""
 
     @staticmethod
-    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                softcap: float | None) -> torch.Tensor:  # fmt: skip
+    def forward(
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None
+    ) -> torch.Tensor:
         rows = _chunk_rows(weight.size(0))
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
@@ -90,8 +91,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return (None if grad is None else grad * grad_output.to(grad.dtype)), None, None, None
 
 
-def linear_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
-                             softcap: float | None = None) -> torch.Tensor:  # fmt: skip
+def linear_cross_entropy_sum(
+    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, softcap: float | None = None
+) -> torch.Tensor:
     """Summed cross-entropy of ``softcap(hidden @ weightᵀ)`` against next-token ``labels``, chunked and fused.
 
     Args:

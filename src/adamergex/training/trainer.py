@@ -279,8 +279,12 @@ def _make_accelerator(config: TrainingConfig, base: LoadedModel | None) -> Accel
         AcceleratorState._reset_state(reset_partial_state=True)
     bf16 = not use_cpu and dtype == torch.bfloat16
     tracker = None if config.report_to == "none" else config.report_to
-    return Accelerator(cpu=use_cpu, mixed_precision="bf16" if bf16 else "no", log_with=tracker,
-                       project_dir=str(config.log_root) if tracker else None)  # fmt: skip
+    return Accelerator(
+        cpu=use_cpu,
+        mixed_precision="bf16" if bf16 else "no",
+        log_with=tracker,
+        project_dir=str(config.log_root) if tracker else None,
+    )
 
 
 def _set_checkpointing(model: Any, *, enabled: bool) -> None:
@@ -379,9 +383,14 @@ def _train(
     config = run.config
     optimisation = _start(run, peft_model)
     initial = {"step": 0, "validation_loss": optimisation.state.get("initial_validation_loss"), "elapsed_s": 0.0}
-    log = TrainingLog(config.checkpoint_root / LOG_FILE, run.accelerator, tracker=config.report_to != "none",
-                      run_name=config.out.name, hyperparameters=config.hyperparameters(),
-                      history=[initial, *optimisation.state["history"]])  # fmt: skip
+    log = TrainingLog(
+        config.checkpoint_root / LOG_FILE,
+        run.accelerator,
+        tracker=config.report_to != "none",
+        run_name=config.out.name,
+        hyperparameters=config.hyperparameters(),
+        history=[initial, *optimisation.state["history"]],
+    )
     try:
         _loop(run, optimisation, log, callbacks, progress)
         return _finish(run, optimisation, log, started)
@@ -417,9 +426,7 @@ def _start(run: _Run, peft_model: PeftModel) -> _Optimisation:
     return _Optimisation(model, optimizer, scheduler, trainable, state, sharded, time.perf_counter(), state["tokens"])
 
 
-def _loop(
-    run: _Run, opt: _Optimisation, log: TrainingLog, callbacks: tuple[StepCallback, ...], progress: bool
-) -> None:
+def _loop(run: _Run, opt: _Optimisation, log: TrainingLog, callbacks: tuple[StepCallback, ...], progress: bool) -> None:
     """Optimizer steps from the current one to the last: log, show, checkpoint and call back after each."""
     config, accelerator, state = run.config, run.accelerator, opt.state
     bar = tqdm(
@@ -435,8 +442,12 @@ def _loop(
             record["validation_loss"] = _evaluate(run, opt.model)
         state["history"].append(record)
         log.log(record)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_second']:,.0f}",
-                        lr=f"{record['lr']:.2e}", refresh=False)  # fmt: skip
+        bar.set_postfix(
+            loss=f"{record['loss']:.4f}",
+            tok_s=f"{record['tokens_per_second']:,.0f}",
+            lr=f"{record['lr']:.2e}",
+            refresh=False,
+        )
         bar.update(1)
         if not opt.sharded and (step + 1) % config.save_steps == 0 and step + 1 < run.total_steps:
             saved = {**state, "wall_time_s": record["elapsed_s"]}
@@ -482,8 +493,14 @@ def _step(run: _Run, opt: _Optimisation, step: int) -> dict[str, Any]:
     state["tokens"] += real_tokens
     elapsed = opt.elapsed()
     tokens_per_s = state["tokens"] / elapsed if elapsed > 0 else 0.0
-    return {"step": step + 1, "loss": step_loss, "lr": lr, "tokens": real_tokens, "tokens_per_second": tokens_per_s,
-            "elapsed_s": elapsed}  # fmt: skip
+    return {
+        "step": step + 1,
+        "loss": step_loss,
+        "lr": lr,
+        "tokens": real_tokens,
+        "tokens_per_second": tokens_per_s,
+        "elapsed_s": elapsed,
+    }
 
 
 def _finish(run: _Run, opt: _Optimisation, log: TrainingLog, started: float) -> TrainingResult:

@@ -48,8 +48,13 @@ SYMLINKS = {f"{ROOT}/de/witze.u8": "witze", f"{ROOT}/de/kopie": "witze", f"{ROOT
 HARDLINKS = {f"{ROOT}/de/hart": f"{ROOT}/de/witze"}
 SELECTION = FortunesSelection("fortunes-de", "de", ("asciiart",))
 # sorted names: farbe, hart (-> witze, read once), kopie/witze/zwilling (same file or bytes), leer, sprueche(.u8)
-EXPECTED = ["Grün und fet\nEnde", "Erster Witz.", "Zweiter\nWitz.\n\t\t-- Autor", "Nur im Original.",
-            "Übermut tut selten gut."]  # fmt: skip
+EXPECTED = [
+    "Grün und fet\nEnde",
+    "Erster Witz.",
+    "Zweiter\nWitz.\n\t\t-- Autor",
+    "Nur im Original.",
+    "Übermut tut selten gut.",
+]
 
 
 def _ar_member(name: str, data: bytes) -> bytes:
@@ -121,8 +126,12 @@ def test_package_documents_by_hand(tmp_path: Path, compression: str) -> None:
     documents, record = package_documents(deb, SELECTION)
     assert documents == EXPECTED
     files = [(entry["file"], entry["as"], entry["documents"]) for entry in record["files"]]
-    assert files == [("de/farbe", "farbe", 1), ("de/witze", "hart", 2), ("de/leer", "leer", 1),
-                     ("de/sprueche.u8", "sprueche.u8", 1)]  # fmt: skip
+    assert files == [
+        ("de/farbe", "farbe", 1),
+        ("de/witze", "hart", 2),
+        ("de/leer", "leer", 1),
+        ("de/sprueche.u8", "sprueche.u8", 1),
+    ]
     assert record["documents"] == 5 and record["characters"] == sum(len(text) for text in EXPECTED)
 
 
@@ -164,7 +173,11 @@ def test_a_changed_pin_rebuilds_from_the_kept_deb(deb: Path, pinned: FortunesPac
     header["packages"][0]["version"] = "0.34-1"  # as if written for another pinned version
     lines = cached.read_text(encoding="utf-8").splitlines()
     cached.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n", encoding="utf-8")
-    with pytest.raises(SourceUnavailableError, match=r"not cached .* offline is set; if apt-get cannot locate it, refresh .* `apt-get update`.* run `apt-get download"):
+    with pytest.raises(
+        SourceUnavailableError,
+        match=r"not cached .* offline is set; if apt-get cannot locate it, refresh .* `apt-get update`.*"
+        r" run `apt-get download",
+    ):
         load_fortunes("de", offline=True)
     folder = tmp_path / "debs"
     folder.mkdir()

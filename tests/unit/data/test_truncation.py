@@ -120,8 +120,16 @@ def test_truncation_reaches_task_training_through_data_options(tokenizer, multie
     prompts = {}
     for mode in ("head", "head_tail"):
         options = {"archive": str(multiemo_folder), "truncation": mode}
-        config = TrainingConfig(base="unused", data="task:multiemo", lang="en", out=tmp_path / mode, limit=3,
-                                data_options=options, max_text_tokens=4, max_length=64)  # fmt: skip
+        config = TrainingConfig(
+            base="unused",
+            data="task:multiemo",
+            lang="en",
+            out=tmp_path / mode,
+            limit=3,
+            data_options=options,
+            max_text_tokens=4,
+            max_length=64,
+        )
         prompts[mode] = tokenizer.decode(prepare_training_data(config, tokenizer).train[0].input_ids)
     assert " … " in prompts["head_tail"] and " … " not in prompts["head"]
     assert prompts["head_tail"].split(" … ")[1].split("\n")[0].endswith(")")  # the review's last characters

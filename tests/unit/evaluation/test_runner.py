@@ -79,8 +79,9 @@ def test_generation_reads_answers_with_the_tasks_own_extractor(llama, tokenizer)
     """The answer extraction is part of the task definition: a task with its own extractor (any name) gets it."""
     fixture = str(FIXTURES / "mgsm_de.jsonl")
     task = dataclasses.replace(get_task("mgsm"), name="mgsm-first-character", extract_answer=lambda text: text[:1])
-    result = evaluate(llama, tokenizer, task, "de", split="test", batch_size=3, progress=False,
-                      load_options={"data_files": fixture})  # fmt: skip
+    result = evaluate(
+        llama, tokenizer, task, "de", split="test", batch_size=3, progress=False, load_options={"data_files": fixture}
+    )
     assert [p["answer"] for p in result.predictions] == [p["generation"][:1] for p in result.predictions]
     expected = sum(p["generation"][:1] == p["gold"][0][:1] for p in result.predictions) / 3
     assert result.metrics["exact_match"].value == pytest.approx(expected)

@@ -58,8 +58,10 @@ def test_cross_vs_additive_matches_the_dense_difference_and_vanishes_for_small_u
 
 
 def test_cross_vs_additive_on_real_shapes(make_lora) -> None:
-    adapters = [read_adapter(make_lora(n, seed=s, r=4, target_modules=["q_proj"]))
-                for n, s in (("task", 1), ("target", 2), ("source", 3))]  # fmt: skip
+    adapters = [
+        read_adapter(make_lora(n, seed=s, r=4, target_modules=["q_proj"]))
+        for n, s in (("task", 1), ("target", 2), ("source", 3))
+    ]
     base = {name: m.weight.detach() for name, m in tiny_llama().named_modules() if name.endswith("q_proj")}
     values = cross_vs_additive(adapters, base, 1.0)  # type: ignore[arg-type]
     assert set(values) == set(adapters[0].modules) and all(v > 0 for v in values.values())

@@ -40,8 +40,23 @@ def loras(make_lora) -> tuple[Path, Path, Path]:
 def test_merge_cli_writes_folder_table_and_provenance(loras, tmp_path: Path) -> None:
     task, target, source = loras
     out = tmp_path / "merged"
-    code, output = run("merge", "--task", task, "--ref-target", target, "--ref-source", source, "--t", "-0.5",
-                       "--out", out, "--mode", "svd", "--rank", "8")  # fmt: skip
+    code, output = run(
+        "merge",
+        "--task",
+        task,
+        "--ref-target",
+        target,
+        "--ref-source",
+        source,
+        "--t",
+        "-0.5",
+        "--out",
+        out,
+        "--mode",
+        "svd",
+        "--rank",
+        "8",
+    )
     assert code == 0, output
     assert "q_proj" in output and "kept energy" in output and "14 modules" in output
     provenance = json.loads((out / PROVENANCE_FILE).read_text())
@@ -53,8 +68,20 @@ def test_merge_cli_writes_folder_table_and_provenance(loras, tmp_path: Path) -> 
 
 
 def test_merge_cli_json_and_dtype(loras, tmp_path: Path) -> None:
-    code, output = run("merge", "--task", loras[0], "--ref-target", loras[1], "--ref-source", loras[2],
-                       "--out", tmp_path / "m", "--dtype", "bfloat16", "--json")  # fmt: skip
+    code, output = run(
+        "merge",
+        "--task",
+        loras[0],
+        "--ref-target",
+        loras[1],
+        "--ref-source",
+        loras[2],
+        "--out",
+        tmp_path / "m",
+        "--dtype",
+        "bfloat16",
+        "--json",
+    )
     assert code == 0, output
     summary = json.loads(output)
     assert summary["modules"] == 14 and summary["output_rank"] == {"min": 20, "max": 20}
@@ -62,8 +89,20 @@ def test_merge_cli_json_and_dtype(loras, tmp_path: Path) -> None:
 
 
 def test_negative_t_is_parsed_as_a_value(loras, tmp_path: Path) -> None:
-    code, output = run("merge", "--task", loras[0], "--ref-target", loras[1], "--ref-source", loras[2],
-                       "--t", "-1", "--out", tmp_path / "m", "--json")  # fmt: skip
+    code, output = run(
+        "merge",
+        "--task",
+        loras[0],
+        "--ref-target",
+        loras[1],
+        "--ref-source",
+        loras[2],
+        "--t",
+        "-1",
+        "--out",
+        tmp_path / "m",
+        "--json",
+    )
     assert code == 0, output
     assert json.loads(output)["t"] == -1.0
 
@@ -80,8 +119,19 @@ def test_inspect_lora_and_ia3(loras, make_ia3) -> None:
 
 
 def test_combine_cli(loras, tmp_path: Path) -> None:
-    code, output = run("combine", "--adapter", loras[0], "--weight", "1", "--adapter", loras[1], "--weight", "1",
-                       "--out", tmp_path / "ari")  # fmt: skip
+    code, output = run(
+        "combine",
+        "--adapter",
+        loras[0],
+        "--weight",
+        "1",
+        "--adapter",
+        loras[1],
+        "--weight",
+        "1",
+        "--out",
+        tmp_path / "ari",
+    )
     assert code == 0, output
     assert (tmp_path / "ari" / "adapter_model.safetensors").is_file()
 
@@ -116,23 +166,33 @@ def test_base_model_mismatch_refused_unless_allowed(make_lora, loras, tmp_path: 
 
 def test_different_kinds_refused(loras, make_ia3, tmp_path: Path) -> None:
     out = tmp_path / "merged"
-    code, output = run("merge", "--task", loras[0], "--ref-target", make_ia3("ia3", seed=1), "--ref-source",
-                       loras[2], "--out", out)  # fmt: skip
+    code, output = run(
+        "merge", "--task", loras[0], "--ref-target", make_ia3("ia3", seed=1), "--ref-source", loras[2], "--out", out
+    )
     assert_clean_failure(code, output, out, "LoRA", "(IA)³", "one kind")
 
 
 def test_shape_mismatch_refused(loras, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    wide = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_layers=2,
-                                        num_attention_heads=2, num_key_value_heads=1))  # fmt: skip
+    wide = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    )
     peft_model = get_peft_model(wide, LoraConfig(r=8, target_modules=["q_proj"], init_lora_weights=False))
     peft_model.save_pretrained(tmp_path / "wide")
     config = json.loads((tmp_path / "wide" / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = "tiny-random-llama"
     (tmp_path / "wide" / "adapter_config.json").write_text(json.dumps(config))
     out = tmp_path / "merged"
-    code, output = run("merge", "--task", loras[0], "--ref-target", tmp_path / "wide", "--ref-source", loras[2],
-                       "--out", out)  # fmt: skip
+    code, output = run(
+        "merge", "--task", loras[0], "--ref-target", tmp_path / "wide", "--ref-source", loras[2], "--out", out
+    )
     assert_clean_failure(code, output, out, "q_proj", "shapes differ")
 
 
@@ -145,8 +205,9 @@ def test_missing_weights_refused(loras, tmp_path: Path) -> None:
 
 def test_missing_folder_refused(loras, tmp_path: Path) -> None:
     out = tmp_path / "merged"
-    code, output = run("merge", "--task", tmp_path / "nope", "--ref-target", loras[1], "--ref-source", loras[2],
-                       "--out", out)  # fmt: skip
+    code, output = run(
+        "merge", "--task", tmp_path / "nope", "--ref-target", loras[1], "--ref-source", loras[2], "--out", out
+    )
     assert_clean_failure(code, output, out, "adapter folder not found", "nope")
 
 
@@ -211,13 +272,35 @@ def test_modules_to_save_refused_unless_task(make_lora, loras, tmp_path: Path) -
 
 def test_factor_mode_needs_equal_ranks(loras, tmp_path: Path) -> None:
     out = tmp_path / "merged"
-    code, output = run("merge", "--task", loras[0], "--ref-target", loras[1], "--ref-source", loras[2], "--out", out,
-                       "--mode", "factor")  # fmt: skip
+    code, output = run(
+        "merge",
+        "--task",
+        loras[0],
+        "--ref-target",
+        loras[1],
+        "--ref-source",
+        loras[2],
+        "--out",
+        out,
+        "--mode",
+        "factor",
+    )
     assert_clean_failure(code, output, out, "factor mode", "equal ranks")
 
 
 def test_mode_must_fit_the_kind(loras, tmp_path: Path) -> None:
     out = tmp_path / "merged"
-    code, output = run("merge", "--task", loras[0], "--ref-target", loras[1], "--ref-source", loras[2], "--out", out,
-                       "--mode", "multiplicative")  # fmt: skip
+    code, output = run(
+        "merge",
+        "--task",
+        loras[0],
+        "--ref-target",
+        loras[1],
+        "--ref-source",
+        loras[2],
+        "--out",
+        out,
+        "--mode",
+        "multiplicative",
+    )
     assert_clean_failure(code, output, out, "not a LoRA merge mode", "concat, svd, factor")

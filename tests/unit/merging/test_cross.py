@@ -10,8 +10,10 @@ from tiny_models import tiny_llama
 
 
 def test_cross_equals_dense_multiplicative_formula_at_full_rank(make_lora) -> None:
-    adapters = [read_adapter(make_lora(n, seed=s, r=4, target_modules=["q_proj", "down_proj"]))
-                for n, s in (("task", 1), ("target", 2), ("source", 3))]  # fmt: skip
+    adapters = [
+        read_adapter(make_lora(n, seed=s, r=4, target_modules=["q_proj", "down_proj"]))
+        for n, s in (("task", 1), ("target", 2), ("source", 3))
+    ]
     model = tiny_llama()
     base = {name: module.weight.detach() for name, module in model.named_modules() if hasattr(module, "weight")}
     t = 0.7

@@ -50,8 +50,9 @@ def test_reads_adapter_model_bin(make_lora, tmp_path: Path) -> None:
 
 
 def test_rank_and_alpha_patterns_resolve_like_peft(make_lora) -> None:
-    folder = make_lora("lora", seed=1, r=8, alpha=16, rank_pattern={"layers.1.self_attn.q_proj": 2},
-                       alpha_pattern={"q_proj": 3})  # fmt: skip
+    folder = make_lora(
+        "lora", seed=1, r=8, alpha=16, rank_pattern={"layers.1.self_attn.q_proj": 2}, alpha_pattern={"q_proj": 3}
+    )
     adapter = read_adapter(folder)
     assert adapter.modules["model.layers.1.self_attn.q_proj"].rank == 2
     assert adapter.modules["model.layers.1.self_attn.q_proj"].scale == 3 / 2

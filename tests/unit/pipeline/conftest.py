@@ -35,9 +35,18 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bpe.train_from_iterator(corpus, vocab_size=320, min_frequency=1, special_tokens=["<s>", "</s>", "<pad>"])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=0, eos_token_id=1, pad_token_id=2)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+    )
     folder = tmp_path_factory.mktemp("models") / "tiny-llama"
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -53,8 +62,10 @@ def udhr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         articles = "\n".join(
             f'<article data-number="{n}"><h2>Article {n}</h2><p>{WORDS[lang]} {n}.</p></article>' for n in range(1, 31)
         )
-        html = (f'<!doctype html><html data-code="{code}" lang="{lang}"><body><h1>UDHR</h1><header><h2>Preamble</h2>'
-                f"<p>{WORDS[lang]}</p></header>{articles}</body></html>")  # fmt: skip
+        html = (
+            f'<!doctype html><html data-code="{code}" lang="{lang}"><body><h1>UDHR</h1><header><h2>Preamble</h2>'
+            f"<p>{WORDS[lang]}</p></header>{articles}</body></html>"
+        )
         (root / "declaration" / f"{code}.html").write_text(html, encoding="utf-8")
     return root
 

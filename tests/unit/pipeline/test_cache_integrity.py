@@ -153,8 +153,9 @@ _HOLDER = textwrap.dedent(
 
 
 def _start_holder(root: Path, key: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", _HOLDER, str(root), key], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(root), key], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout is not None and process.stdout.readline().strip() == "holding"
     return process
 
@@ -182,16 +183,24 @@ def test_a_waiting_claim_sees_the_holders_result(tmp_path: Path) -> None:
     key = step_key("s", {"x": 1})
     holder = _start_holder(tmp_path, key)
     waiter = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(
-            """
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
             import sys
             from adamergex.pipeline.cache import StepCache
             cache = StepCache(sys.argv[1], report=lambda line: print("report:", line, flush=True))
             with cache.claim("s", sys.argv[2], "step s") as found:
                 print("found", sorted(p.name for p in found.iterdir()) if found else None, flush=True)
-            """), str(tmp_path), key],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+            """
+            ),
+            str(tmp_path),
+            key,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert waiter.stdout is not None
     first = waiter.stdout.readline()
     assert first.startswith("report: waiting for another run (pid ") and "step s" in first

@@ -9,8 +9,13 @@ from adamergex.pipeline.config import ExperimentConfig, TuningSpec
 
 
 def _config(**tuning) -> dict:
-    return {"name": "x", "base_model": "m", "target_langs": ["de"], "tasks": [{"name": "multiemo", "dev_size": 50}],
-            "tuning": tuning}  # fmt: skip
+    return {
+        "name": "x",
+        "base_model": "m",
+        "target_langs": ["de"],
+        "tasks": [{"name": "multiemo", "dev_size": 50}],
+        "tuning": tuning,
+    }
 
 
 def test_target_dev_under_100_items_is_refused_unless_forced() -> None:

@@ -60,9 +60,11 @@ def test_random_direction_null_by_simulation(rank_x: int, rank_y: int) -> None:
     generator = torch.Generator().manual_seed(7)
     out, inp, draws = 5, 6, 4000
     x = torch.randn(draws, out, rank_x, generator=generator, dtype=torch.float64) @ torch.randn(
-        draws, rank_x, inp, generator=generator, dtype=torch.float64)  # fmt: skip
+        draws, rank_x, inp, generator=generator, dtype=torch.float64
+    )
     y = torch.randn(draws, out, rank_y, generator=generator, dtype=torch.float64) @ torch.randn(
-        draws, rank_y, inp, generator=generator, dtype=torch.float64)  # fmt: skip
+        draws, rank_y, inp, generator=generator, dtype=torch.float64
+    )
     cos = (x * y).sum(dim=(1, 2)) / (x.flatten(1).norm(dim=1) * y.flatten(1).norm(dim=1))
     expected = random_cosine_rms(out * inp) ** 2
     assert float(cos.pow(2).mean()) == pytest.approx(expected, rel=0.1)

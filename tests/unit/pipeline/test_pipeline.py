@@ -61,8 +61,12 @@ def test_end_to_end(first_run) -> None:
 def test_report_shows_what_each_adapter_learned(first_run) -> None:
     """The held-out loss before and after training of every adapter, as the trainer logged it, and the curves."""
     _, output, _, records, results = first_run
-    assert set(records.training) == {"reference/lora/en/seed0", "reference/lora/de/seed0", "task/lora/en/seed0",
-                                     "target-ft/lora/de/seed0"}  # fmt: skip
+    assert set(records.training) == {
+        "reference/lora/en/seed0",
+        "reference/lora/de/seed0",
+        "task/lora/en/seed0",
+        "target-ft/lora/de/seed0",
+    }
     table = (results / "results.md").read_text()
     assert "Did each adapter learn?" in table
     summaries = {path.parent: json.loads(path.read_text()) for path in (output / "cache").glob("*/*/training.json")}
@@ -121,10 +125,13 @@ def test_scores_match_the_evaluation_records(first_run) -> None:
 def test_changed_setting_invalidates_only_downstream(first_run, experiment, tmp_path: Path) -> None:
     output = tmp_path / "changed"
     shutil.copytree(first_run[1], output)
-    changed = experiment(output, training={
-        "reference": {"max_steps": 2, "batch_size": 2, "max_length": 32, "save_steps": 1},
-        "task": {"max_steps": 3, "batch_size": 4, "max_length": 64, "save_steps": 1},
-    })  # fmt: skip
+    changed = experiment(
+        output,
+        training={
+            "reference": {"max_steps": 2, "batch_size": 2, "max_length": 32, "save_steps": 1},
+            "task": {"max_steps": 3, "batch_size": 4, "max_length": 64, "save_steps": 1},
+        },
+    )
     pipeline, _, _ = _run(changed)
     executed = pipeline.log.executed
     assert not any(s.startswith("reference:") for s in executed)  # reference adapters untouched
@@ -179,10 +186,13 @@ def test_target_language_the_task_lacks(experiment, tmp_path: Path) -> None:
 
 
 def test_two_seeds_ia3_label_free_selection_and_noise_floor(experiment, tmp_path: Path) -> None:
-    config = experiment(tmp_path / "seeds", adapters=["ia3"], seeds=[0, 1],
-                        methods=["majority", "eng-ft", "arimerge", "adamergex", "target-ft"],
-                        tuning={"dev": "unlabelled", "compare": ["source"], "compare_t": [1.0],
-                                "grid": [0.0, 1.0], "refine_rounds": 0})  # fmt: skip
+    config = experiment(
+        tmp_path / "seeds",
+        adapters=["ia3"],
+        seeds=[0, 1],
+        methods=["majority", "eng-ft", "arimerge", "adamergex", "target-ft"],
+        tuning={"dev": "unlabelled", "compare": ["source"], "compare_t": [1.0], "grid": [0.0, 1.0], "refine_rounds": 0},
+    )
     _, records, results = _run(config)
     selections = {(s.method, s.selection) for s in records.scored if s.method == "adamergex"}
     assert selections == {("adamergex", "unlabelled"), ("adamergex", "source-dev"), ("adamergex", "fixed")}

@@ -14,13 +14,26 @@ from adamergex.pipeline.analysis import analyse
 from adamergex.pipeline.predictions import Scored, read_csv, to_csv
 from adamergex.pipeline.report import render_markdown, write_report
 
-INFO = {"source_lang": "en", "headline": "source-dev", "methods": ["base", "majority", "eng-ft", "adamergex"],
-        "tasks": {"multiemo": {"task_kind": "multiple_choice", "metrics": ["accuracy"], "labels": ["a", "b"]}},
-        "name": "hand", "selections": {}, "majority": {}}  # fmt: skip
+INFO = {
+    "source_lang": "en",
+    "headline": "source-dev",
+    "methods": ["base", "majority", "eng-ft", "adamergex"],
+    "tasks": {"multiemo": {"task_kind": "multiple_choice", "metrics": ["accuracy"], "labels": ["a", "b"]}},
+    "name": "hand",
+    "selections": {},
+    "majority": {},
+}
 
 
-def _scored(method: str, lang: str, seed: int, correct: list[int], t: float | None = None, selection: str = "",
-            gold: list[int] | None = None) -> Scored:  # fmt: skip
+def _scored(
+    method: str,
+    lang: str,
+    seed: int,
+    correct: list[int],
+    t: float | None = None,
+    selection: str = "",
+    gold: list[int] | None = None,
+) -> Scored:
     gold = gold or [0] * len(correct)
     prediction = [g if c else 1 - g for g, c in zip(gold, correct, strict=True)]
     ids = tuple(f"multiemo/{lang}/test/{i}" for i in range(len(correct)))
@@ -36,16 +49,22 @@ def _run() -> list[Scored]:
         scored.append(_scored("eng-ft", "en", seed, [1] * 8))
         scored.append(_scored("adamergex", "de", seed, ada[seed], t=0.5 if seed == 0 else 0.75, selection="source-dev"))
         for t in (1.0, 2.0):
-            scored.append(_scored("adamergex", "de", seed, ada[seed] if t == 1.0 else eng[seed], t=t,
-                                  selection="fixed"))  # fmt: skip
+            scored.append(
+                _scored("adamergex", "de", seed, ada[seed] if t == 1.0 else eng[seed], t=t, selection="fixed")
+            )
     return scored
 
 
 def test_seeds_pool_rows_whose_tuned_t_differs_and_keep_every_fixed_t() -> None:
     analysis = analyse(_run(), INFO, resamples=500)
     rows = {(r.variant, r.lang): r for r in analysis.scores}
-    assert set(rows) == {("eng-ft", "de"), ("eng-ft", "en"), ("adamergex", "de"), ("adamergex (t = 1)", "de"),
-                         ("adamergex (t = 2)", "de")}  # fmt: skip
+    assert set(rows) == {
+        ("eng-ft", "de"),
+        ("eng-ft", "en"),
+        ("adamergex", "de"),
+        ("adamergex (t = 1)", "de"),
+        ("adamergex (t = 2)", "de"),
+    }
     tuned = rows[("adamergex", "de")]
     assert tuned.value == pytest.approx((6 / 8 + 7 / 8) / 2) and tuned.seeds == (0, 1)
     assert tuned.per_seed == pytest.approx((0.75, 0.875))
@@ -88,8 +107,12 @@ def test_written_report_and_plots(tmp_path: Path) -> None:
     (run / "records.json").write_text(json.dumps({"info": INFO, "curves": {"k": {"de": [[0.0, 0.5], [1.0, 0.6]]}}}))
     out = write_report(run)
     assert json.loads((out / "results.json").read_text())["comparisons"]
-    for name in ("methods_multiemo_lora_accuracy.png", "vs_engft_multiemo_lora_accuracy.png",
-                 "t_test_multiemo_lora_accuracy.png", "t_curve_k.png"):  # fmt: skip
+    for name in (
+        "methods_multiemo_lora_accuracy.png",
+        "vs_engft_multiemo_lora_accuracy.png",
+        "t_test_multiemo_lora_accuracy.png",
+        "t_curve_k.png",
+    ):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert write_report(out, tmp_path / "copy").joinpath("results.md").read_text() == (out / "results.md").read_text()
 
@@ -98,12 +121,23 @@ answers = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(answers, st.lists(answers, min_size=1, max_size=3)), min_size=1, max_size=5),
-       st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)))  # fmt: skip
+@given(
+    st.lists(st.tuples(answers, st.lists(answers, min_size=1, max_size=3)), min_size=1, max_size=5),
+    st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+)
 def test_csv_round_trip_of_generated_answers(items: list[tuple[str, list[str]]], t: float | None) -> None:
-    scored = Scored("mgsm", "ia3", "adamergex", "de", 3, t, "fixed" if t is not None else "",
-                    tuple(f"mgsm/de/test/{i}" for i in range(len(items))), tuple(g for _, g in items),
-                    tuple(p for p, _ in items))  # fmt: skip
+    scored = Scored(
+        "mgsm",
+        "ia3",
+        "adamergex",
+        "de",
+        3,
+        t,
+        "fixed" if t is not None else "",
+        tuple(f"mgsm/de/test/{i}" for i in range(len(items))),
+        tuple(g for _, g in items),
+        tuple(p for p, _ in items),
+    )
     path = Path(f"/tmp/adamergex-roundtrip-{id(items)}.csv")
     try:
         path.write_text(to_csv([scored]), encoding="utf-8")

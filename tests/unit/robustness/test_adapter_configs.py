@@ -29,8 +29,9 @@ def assert_one_line_error(code: int, output: str, *fragments: str) -> None:
         assert fragment in lines[0], output
 
 
-def _with_config(adapters: dict[str, Path], tmp_path: Path, kind: str, change: dict[str, Any],
-                 drop: tuple[str, ...] = ()) -> Path:  # fmt: skip
+def _with_config(
+    adapters: dict[str, Path], tmp_path: Path, kind: str, change: dict[str, Any], drop: tuple[str, ...] = ()
+) -> Path:
     folder = tmp_path / "bad"
     shutil.copytree(adapters[f"{kind}-task"], folder)
     config = {**(lora_config() if kind == "lora" else ia3_config()), **change}
@@ -60,14 +61,24 @@ BAD_CONFIGS = [
 
 
 @pytest.mark.parametrize(("kind", "change", "drop", "expected"), BAD_CONFIGS)
-def test_malformed_config_is_one_line_naming_the_field(adapters, tmp_path: Path, kind: str, change: dict,
-                                                       drop: tuple[str, ...], expected: str) -> None:  # fmt: skip
+def test_malformed_config_is_one_line_naming_the_field(
+    adapters, tmp_path: Path, kind: str, change: dict, drop: tuple[str, ...], expected: str
+) -> None:
     bad = _with_config(adapters, tmp_path, kind, change, drop)
     code, output = run("inspect", bad)
     assert_one_line_error(code, output, "adapter_config.json", expected)
     out = tmp_path / "merged"
-    code, output = run("merge", "--task", bad, "--ref-target", adapters[f"{kind}-target"], "--ref-source",
-                       adapters[f"{kind}-source"], "--out", out)  # fmt: skip
+    code, output = run(
+        "merge",
+        "--task",
+        bad,
+        "--ref-target",
+        adapters[f"{kind}-target"],
+        "--ref-source",
+        adapters[f"{kind}-source"],
+        "--out",
+        out,
+    )
     assert_one_line_error(code, output, expected)
     assert not out.exists()
 
@@ -75,23 +86,48 @@ def test_malformed_config_is_one_line_naming_the_field(adapters, tmp_path: Path,
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int8, torch.bool])
 def test_non_float_tensors_are_refused(tmp_path: Path, adapters, dtype: torch.dtype) -> None:
     folder = write_adapter_folder(tmp_path / "ints", lora_config(), lora_tensors(0, dtype=dtype))
-    code, output = run("merge", "--task", folder, "--ref-target", adapters["lora-target"], "--ref-source",
-                       adapters["lora-source"], "--out", tmp_path / "m")  # fmt: skip
+    code, output = run(
+        "merge",
+        "--task",
+        folder,
+        "--ref-target",
+        adapters["lora-target"],
+        "--ref-source",
+        adapters["lora-source"],
+        "--out",
+        tmp_path / "m",
+    )
     assert_one_line_error(code, output, "is stored as", str(dtype).removeprefix("torch."), "floating-point")
 
 
 def test_merge_in_float64_as_the_cli_offers(adapters, tmp_path: Path) -> None:
     out = tmp_path / "m64"
-    code, output = run("merge", "--task", adapters["lora-task"], "--ref-target", adapters["lora-target"],
-                       "--ref-source", adapters["lora-source"], "--t", "0.5", "--out", out,
-                       "--compute-dtype", "float64", "--dtype", "float64", "--json")  # fmt: skip
+    code, output = run(
+        "merge",
+        "--task",
+        adapters["lora-task"],
+        "--ref-target",
+        adapters["lora-target"],
+        "--ref-source",
+        adapters["lora-source"],
+        "--t",
+        "0.5",
+        "--out",
+        out,
+        "--compute-dtype",
+        "float64",
+        "--dtype",
+        "float64",
+        "--json",
+    )
     assert code == 0, output
     merged = load_file(str(out / "adapter_model.safetensors"))
     assert {t.dtype for t in merged.values()} == {torch.float64}
     # ΔW of one module against a dense float64 computation from the input factors.
     name = "base_model.model.model.layers.0.self_attn.q_proj"
-    factors = [load_file(str(adapters[f"lora-{role}"] / "adapter_model.safetensors")) for role in
-               ("task", "target", "source")]  # fmt: skip
+    factors = [
+        load_file(str(adapters[f"lora-{role}"] / "adapter_model.safetensors")) for role in ("task", "target", "source")
+    ]
     dense = [2.0 * f[f"{name}.lora_B.weight"].double() @ f[f"{name}.lora_A.weight"].double() for f in factors]
     expected = dense[0] + 0.5 * (dense[1] - dense[2])
     got = merged[f"{name}.lora_B.weight"] @ merged[f"{name}.lora_A.weight"]

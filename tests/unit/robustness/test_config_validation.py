@@ -78,7 +78,6 @@ def test_non_utf8_yaml_is_refused(tmp_path: Path) -> None:
 
 
 def test_open_ended_sources_take_any_option(tmp_path: Path) -> None:
-    config = _config(tmp_path, reference__source="task-text",
-                     reference__options={"task": "multiemo", "level": "text"})  # fmt: skip
+    config = _config(tmp_path, reference__source="task-text", reference__options={"task": "multiemo", "level": "text"})
     code, output = dry_run(tmp_path, yaml.safe_dump(config).encode())
     assert code == 0, output

@@ -37,9 +37,12 @@ SLOW_CASES = 1_200
 
 
 def _fuzz_settings(cases: int) -> settings:
-    return settings(max_examples=cases, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                           HealthCheck.data_too_large])  # fmt: skip
+    return settings(
+        max_examples=cases,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+    )
 
 
 def assert_clean(action: Callable[[], object]) -> None:
@@ -92,14 +95,38 @@ SCALARS = (
     | st.text(max_size=12)
     | st.sampled_from(["q_proj", "down_proj", ".*", "(", "[a-", "LORA", "IA3", "none"])
 )
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-    st.text(max_size=8) | st.sampled_from(["q_proj", "v_proj", "down_proj", "(", ".*"]), inner, max_size=3),
-    max_leaves=6)  # fmt: skip
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text(max_size=8) | st.sampled_from(["q_proj", "v_proj", "down_proj", "(", ".*"]), inner, max_size=3
+        )
+    ),
+    max_leaves=6,
+)
 
-CONFIG_KEYS = ["peft_type", "r", "lora_alpha", "use_rslora", "rank_pattern", "alpha_pattern", "use_dora", "bias",
-               "lora_bias", "target_parameters", "target_modules", "feedforward_modules", "modules_to_save",
-               "base_model_name_or_path", "task_type", "layers_to_transform", "layers_pattern", "exclude_modules",
-               "inference_mode"]  # fmt: skip
+CONFIG_KEYS = [
+    "peft_type",
+    "r",
+    "lora_alpha",
+    "use_rslora",
+    "rank_pattern",
+    "alpha_pattern",
+    "use_dora",
+    "bias",
+    "lora_bias",
+    "target_parameters",
+    "target_modules",
+    "feedforward_modules",
+    "modules_to_save",
+    "base_model_name_or_path",
+    "task_type",
+    "layers_to_transform",
+    "layers_pattern",
+    "exclude_modules",
+    "inference_mode",
+]
 KEYS = st.sampled_from(CONFIG_KEYS) | st.text(max_size=10)
 CONFIG_MUTATION = st.tuples(st.sampled_from(["set", "delete"]), KEYS, VALUES)
 
@@ -145,8 +172,9 @@ def test_fuzz_adapter_configs_many(workspace, scratch, case) -> None:
 
 # -- safetensors headers -----------------------------------------------------------------------------------------
 
-DTYPES = st.sampled_from(["F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2",
-                          "C64", "XYZ", ""]) | st.text(max_size=5)  # fmt: skip
+DTYPES = st.sampled_from(
+    ["F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2", "C64", "XYZ", ""]
+) | st.text(max_size=5)
 SHAPES = st.lists(st.integers(-3, 40) | st.sampled_from([2**31, 2**62]), max_size=3) | VALUES
 OFFSETS = st.lists(st.integers(-10, 10_000) | st.sampled_from([2**40, 2**63]), max_size=3) | VALUES
 SUFFIXES = [".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".ia3_l", ".weight", ""]
@@ -161,15 +189,34 @@ def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
 def safetensors_files(draw: st.DrawFn) -> tuple[str, bytes]:
     kind = draw(st.sampled_from(["lora", "ia3"]))
     with tempfile.TemporaryDirectory() as tmp:
-        folder = write_adapter_folder(Path(tmp), lora_config() if kind == "lora" else ia3_config(),
-                                      lora_tensors(7) if kind == "lora" else ia3_tensors(7))  # fmt: skip
+        folder = write_adapter_folder(
+            Path(tmp),
+            lora_config() if kind == "lora" else ia3_config(),
+            lora_tensors(7) if kind == "lora" else ia3_tensors(7),
+        )
         data = (folder / "adapter_model.safetensors").read_bytes()
     header, body = _split(data)
     names = sorted(k for k in header if k != "__metadata__")
     for _ in range(draw(st.integers(1, 3))):
         name = draw(st.sampled_from(names))
-        what = draw(st.sampled_from(["dtype", "shape", "data_offsets", "drop-field", "drop-tensor", "rename",
-                                     "entry", "metadata", "body", "length", "truncate", "flip"]))  # fmt: skip
+        what = draw(
+            st.sampled_from(
+                [
+                    "dtype",
+                    "shape",
+                    "data_offsets",
+                    "drop-field",
+                    "drop-tensor",
+                    "rename",
+                    "entry",
+                    "metadata",
+                    "body",
+                    "length",
+                    "truncate",
+                    "flip",
+                ]
+            )
+        )
         if what in ("dtype", "shape", "data_offsets") and isinstance(header.get(name), dict):
             header[name][what] = draw({"dtype": DTYPES, "shape": SHAPES, "data_offsets": OFFSETS}[what])
         elif what == "drop-field" and isinstance(header.get(name), dict):
@@ -248,9 +295,18 @@ YAML_SCALARS = (
         ]
     )
 )
-YAML_VALUES = st.recursive(YAML_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-    st.text(max_size=8) | st.sampled_from(["name", "max_steps", "grid", "options", "archive", "source", "dev"]),
-    inner, max_size=3), max_leaves=6)  # fmt: skip
+YAML_VALUES = st.recursive(
+    YAML_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text(max_size=8) | st.sampled_from(["name", "max_steps", "grid", "options", "archive", "source", "dev"]),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=6,
+)
 
 
 def _experiment(root: Path) -> dict[str, Any]:
@@ -312,8 +368,13 @@ def experiment_files(draw: st.DrawFn, root: Path) -> bytes:
         text = text[:position] + bytes([draw(st.integers(0x80, 0xFF))]) + text[position + 1 :]
     elif damage == "insert":
         position = draw(st.integers(0, len(text)))
-        text = text[:position] + draw(st.sampled_from([b":", b"- ", b"[", b"{", b"\t", b"&a *a", b"!!python/none",
-                                                       b"2024-13-45", b"\x00"])) + text[position:]  # fmt: skip
+        text = (
+            text[:position]
+            + draw(
+                st.sampled_from([b":", b"- ", b"[", b"{", b"\t", b"&a *a", b"!!python/none", b"2024-13-45", b"\x00"])
+            )
+            + text[position:]
+        )
     elif damage == "truncate":
         text = text[: draw(st.integers(0, len(text)))]
     return text

@@ -37,8 +37,17 @@ def assert_one_line_error(code: int, output: str, *fragments: str) -> None:
 
 
 def _merge(adapters: dict[str, Path], out: Path) -> tuple[int, str]:
-    return run("merge", "--task", adapters["lora-task"], "--ref-target", adapters["lora-target"], "--ref-source",
-               adapters["lora-source"], "--out", out)  # fmt: skip
+    return run(
+        "merge",
+        "--task",
+        adapters["lora-task"],
+        "--ref-target",
+        adapters["lora-target"],
+        "--ref-source",
+        adapters["lora-source"],
+        "--out",
+        out,
+    )
 
 
 @pytest.fixture
@@ -110,8 +119,13 @@ def test_cache_variable_pointing_to_a_file(tmp_path: Path) -> None:
 
 
 def _experiment(tmp_path: Path, output: Path) -> Path:
-    config = {"name": "x", "base_model": "tiny", "target_langs": ["de"], "output": str(output),
-              "tasks": [{"name": "multiemo", "options": {"archive": str(tmp_path / "absent")}}]}  # fmt: skip
+    config = {
+        "name": "x",
+        "base_model": "tiny",
+        "target_langs": ["de"],
+        "output": str(output),
+        "tasks": [{"name": "multiemo", "options": {"archive": str(tmp_path / "absent")}}],
+    }
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

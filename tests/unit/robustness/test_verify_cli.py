@@ -20,8 +20,13 @@ def test_verify_reports_a_damaged_orphan_entry_and_a_dry_run_keeps_it(tmp_path: 
             (folder / "weights.bin").write_bytes(bytes([index]) * 256)
     damaged = cache.path("merge", step_key("merge", {"orphan": 1}))
     (damaged / "weights.bin").write_bytes(b"\xff" * 256)
-    config = {"name": "x", "base_model": "tiny", "target_langs": ["de"], "output": str(output),
-              "tasks": [{"name": "multiemo", "options": {"archive": str(tmp_path / "absent")}}]}  # fmt: skip
+    config = {
+        "name": "x",
+        "base_model": "tiny",
+        "target_langs": ["de"],
+        "output": str(output),
+        "tasks": [{"name": "multiemo", "options": {"archive": str(tmp_path / "absent")}}],
+    }
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(config))
 
     result = CliRunner().invoke(main, ["run", str(tmp_path / "experiment.yaml"), "--verify", "--dry-run"])
@@ -29,6 +34,8 @@ def test_verify_reports_a_damaged_orphan_entry_and_a_dry_run_keeps_it(tmp_path: 
     assert "verified 3 cache entries: 1 damaged" in result.output
     assert f"merge/{damaged.name} is damaged: weights.bin does not match its sha256" in result.output
     assert damaged.exists()  # a dry run changes nothing
-    assert StepCache(output / "cache").verify_all() == (3, [f"merge/{damaged.name}: weights.bin does not match "
-                                                            "its sha256"])  # fmt: skip
+    assert StepCache(output / "cache").verify_all() == (
+        3,
+        [f"merge/{damaged.name}: weights.bin does not match its sha256"],
+    )
     assert not damaged.exists()

@@ -54,8 +54,11 @@ def test_init_seed_is_recorded_and_language_codes_are_normalised() -> None:
     assert config.hyperparameters()["init_seed"] == config.adapter_init_seed
 
 
-@given(st.integers(-(2**62), 2**62), st.sampled_from(["reference", "task:multiemo", "task:xnli"]),
-       st.sampled_from(["en", "de", "zh", "sw"]))  # fmt: skip
+@given(
+    st.integers(-(2**62), 2**62),
+    st.sampled_from(["reference", "task:multiemo", "task:xnli"]),
+    st.sampled_from(["en", "de", "zh", "sw"]),
+)
 def test_derived_seeds_are_valid_torch_seeds(seed: int, role: str, lang: str) -> None:
     value = derive_init_seed(seed, role, lang)
     assert 0 <= value < 2**63

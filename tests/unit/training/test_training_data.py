@@ -146,9 +146,13 @@ def test_task_data_from_a_registered_task_masks_everything_but_the_answer(tmp_pa
 
 @pytest.mark.parametrize(
     ("setting", "kind", "expected"),
-    [(None, "multiple_choice", False), (None, "generation", True), (True, "multiple_choice", True),
-     (False, "generation", False)],
-)  # fmt: skip
+    [
+        (None, "multiple_choice", False),
+        (None, "generation", True),
+        (True, "multiple_choice", True),
+        (False, "generation", False),
+    ],
+)
 def test_eos_is_a_per_task_choice_unless_set(setting: bool | None, kind: str, expected: bool) -> None:
     from adamergex.training.data import resolve_append_eos
 

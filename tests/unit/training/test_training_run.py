@@ -233,7 +233,14 @@ def test_learning_rate_schedules(
     llama_dir: Path, corpus_file: Path, tmp_path: Path, schedule: str, expected: list[float]
 ) -> None:
     # 6 steps, warm-up 2 (round(0.34 · 6)), peak 1e-3: the logged rate per step, worked out by hand.
-    config = reference_config(llama_dir, corpus_file, tmp_path / schedule, max_steps=6, warmup_ratio=0.34,
-                              learning_rate=1e-3, lr_scheduler=schedule)  # fmt: skip
+    config = reference_config(
+        llama_dir,
+        corpus_file,
+        tmp_path / schedule,
+        max_steps=6,
+        warmup_ratio=0.34,
+        learning_rate=1e-3,
+        lr_scheduler=schedule,
+    )
     result = train_adapter(config, progress=False)
     assert [r["lr"] for r in result.history] == pytest.approx([1e-3 * x for x in expected])
