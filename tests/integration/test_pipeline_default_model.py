@@ -1,8 +1,9 @@
 """The README's main job in miniature: ``adamergex run`` on the real default model and real data.
 
 The shipped quick demo config, narrowed to one target language and a few items and widened to every method, runs
-with t tuned on Gemma-3-270M, fortunes reference adapters and MultiEmo; then a second run must be fully cached. About 3-4 minutes
-on 2 CPU cores once the model and data are cached (the data and default-model integration tests fill the cache).
+with t tuned on Gemma-3-270M, fortunes reference adapters and MultiEmo; then a second run must be fully cached.
+About 3-4 minutes on 2 CPU cores once the model and data are cached (the data and default-model integration tests
+fill the cache).
 """
 
 from __future__ import annotations
