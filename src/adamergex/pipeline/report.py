@@ -163,6 +163,11 @@ def label_table(counts: dict[str, list[int]], labels: Sequence[str], majority: d
     return out
 
 
+def _cosine(value: float) -> str:
+    """A cosine with the digits that matter: random directions in 640 × 2048 matrices give ~10⁻³."""
+    return f"{value:.3f}" if abs(value) >= 0.01 else f"{value:.1e}"
+
+
 def diagnostics_markdown(diagnostics: dict[str, dict[str, Any]]) -> str:
     """The assumption check with its null: random directions, and the replicate (noise-floor) cosine."""
     alignment = {k: v for k, v in diagnostics.items() if v.get("type", "alignment") == "alignment" and v}
@@ -182,10 +187,10 @@ def diagnostics_markdown(diagnostics: dict[str, dict[str, Any]]) -> str:
             ref = _replicate(stability, adapter, lang)
             task = _replicate(task_stability, adapter, lang, s.get("task"))
             null = s.get("null_sd_of_mean")
-            null_text = f"0 ± {2 * null:.3f}" if null is not None else "–"
+            null_text = f"0 ± {_cosine(2 * null)}" if null is not None else "–"
             reading = _reading(s["cosine_mean"], null, ref, task)
             lines.append(
-                f"| {key} | {s['modules']} | {s['cosine_mean']:.3f} | {null_text} | {_fmt(ref)} | "
+                f"| {key} | {s['modules']} | {_cosine(s['cosine_mean'])} | {null_text} | {_fmt(ref)} | "
                 f"{_fmt(task)} | {s['norm_ratio_median']:.3f} | {reading} |"
             )
         lines.append("")
@@ -197,8 +202,8 @@ def diagnostics_markdown(diagnostics: dict[str, dict[str, Any]]) -> str:
         ]
         for s in stability.values():
             lines.append(
-                f"| {s['adapter']} · {s['lang']} | {s['seeds']} | {s['modules']} | {s['cosine_mean']:.3f} | "
-                f"0 ± {2 * s['null_sd_of_mean']:.3f} |"
+                f"| {s['adapter']} · {s['lang']} | {s['seeds']} | {s['modules']} | {_cosine(s['cosine_mean'])} | "
+                f"0 ± {_cosine(2 * s['null_sd_of_mean'])} |"
             )
         lines.append("")
     if cross:
@@ -226,7 +231,7 @@ def _replicate(stability: dict[str, dict[str, Any]], adapter: str, lang: str, ta
 
 
 def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+    return "–" if value is None else _cosine(value)
 
 
 def _reading(cosine: float, null_sd: float | None, reference: float | None, task: float | None) -> str:
