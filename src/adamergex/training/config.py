@@ -129,10 +129,10 @@ class TrainingConfig(BaseModel):
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     fused_loss: bool = Field(
-        True,
+        False,
         description=(
             "Causal-LM batches: project onto the vocabulary in chunks with the gradient formed on the fly "
-            "(exact; never holds the positions × vocabulary logits)."
+            "(exact; never holds the positions × vocabulary logits: saves memory, ~12% slower on a 2-core CPU)."
         ),
     )
     eval_steps: int | None = Field(
