@@ -529,8 +529,8 @@ def _finish(run: _Run, opt: _Optimisation, log: TrainingLog, started: float) -> 
             accelerator.unwrap_model(opt.model).save_pretrained(tmp, state_dict=weights)
             record["adapter_fingerprint"] = adapter_fingerprint(tmp)
             write_provenance(tmp, record)
-            lines = [{"step": 0, "validation_loss": initial_validation_loss, "elapsed_s": 0.0}, *history, final]
-            (tmp / LOG_FILE).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in lines))
+            # The live log already holds step 0, every step and the final record (flushed line by line).
+            shutil.copyfile(log.path, tmp / LOG_FILE)
         if not config.keep_checkpoints:
             shutil.rmtree(config.checkpoint_root, ignore_errors=True)
     accelerator.wait_for_everyone()
