@@ -235,6 +235,11 @@ def _references(
     out = []
     if sample.method != "eng-ft" and (task, adapter, "eng-ft") in groups:
         out.append("eng-ft")
+    method, _, ablation = sample.method.partition("@")
+    if ablation:  # a reference ablation (adamergex@task-text): against the same merge on the main references
+        main = variant_name(Scored(task, adapter, method, "", 0, sample.t, sample.selection, (), (), ()), headline)
+        if (task, adapter, main) in groups:
+            out.append(main)
     if sample.method in VS_ARIMERGE:
         matching = variant_name(
             Scored(task, adapter, "arimerge", "", 0, sample.t, sample.selection, (), (), ()), headline

@@ -15,7 +15,7 @@ from adamergex.adapters.types import AdapterKind
 from adamergex.data.tasks.base import Protocol
 from adamergex.errors import AdamergexError
 from adamergex.merging.combination import ExactLoraMode
-from adamergex.pipeline.methods import METHOD_NAMES
+from adamergex.pipeline.methods import METHOD_NAMES, METHODS
 
 if TYPE_CHECKING:
     Method = str
@@ -100,6 +100,9 @@ class TuningSpec(_Strict):
         "the method's own value (no selection at all); a list beyond 1 gives a sensitivity curve.",
     )
     compare_langs: list[str] | None = Field(None, description="Languages for compare_t (default: every target).")
+    compare_methods: list[Method] | None = Field(
+        None, description="Methods for compare_t (default: every method with a t)."
+    )
     force_small_dev: bool = Field(False, description=f"Allow a target-language dev set under {SMALL_DEV} items.")
     grid: list[float] = Field([0.0, 0.25, 0.5, 0.75, 1.0], min_length=1, description="Coarse grid of t.")
     refine_rounds: int = Field(1, ge=0, description="Refinement rounds around the best grid point.")
@@ -117,6 +120,41 @@ class TuningSpec(_Strict):
         return self
 
 
+class ScopeSpec(_Strict):
+    """Where one method is scored: a subset of the target languages, seeds and adapter kinds (default: all).
+
+    The source-language score of a method scored there (Eng-FT, majority) does not depend on ``langs``.
+    """
+
+    langs: list[str] | None = Field(None, min_length=1, description="Target languages (default: every target).")
+    seeds: list[int] | None = Field(None, min_length=1, description="Seeds (default: every seed).")
+    adapters: list[AdapterKind] | None = Field(None, min_length=1, description="Adapter kinds (default: all).")
+
+    def covers(self, lang: str, seed: int, adapter: str) -> bool:
+        return all(
+            allowed is None or value in allowed
+            for value, allowed in ((lang, self.langs), (seed, self.seeds), (adapter, self.adapters))
+        )
+
+
+class ReferenceAblationSpec(ScopeSpec):
+    """Merges scored a second time with reference adapters trained on another source (e.g. task-text), reported
+    as their own rows (``adamergex@task-text``) and compared item by item with the main reference source."""
+
+    source: str = Field(description="Reference text source of the ablation (see reference.source).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Source options.")
+    methods: list[Method] = Field(["adamergex"], min_length=1, description="Merge methods scored with it.")
+
+    @model_validator(mode="after")
+    def _known_source(self) -> ReferenceAblationSpec:
+        ReferenceSpec(source=self.source, options=self.options)  # the same checks as the main source
+        return self
+
+    @property
+    def reference(self) -> ReferenceSpec:
+        return ReferenceSpec(source=self.source, options=self.options)
+
+
 class DiagnosticsSpec(_Strict):
     """The assumption diagnostic and its noise floor."""
 
@@ -127,8 +165,8 @@ class DiagnosticsSpec(_Strict):
     )
 
 
-class TrainingSpec(_Strict):
-    """Overrides of `adamergex train` settings (any TrainingConfig field except base/data/lang/out)."""
+class TrainingRoles(_Strict):
+    """Overrides of `adamergex train` settings per role (any TrainingConfig field except base/data/lang/out)."""
 
     reference: dict[str, Any] = Field(default_factory=dict, description="Settings for reference adapters.")
     task: dict[str, Any] = Field(default_factory=dict, description="Settings for task adapters.")
@@ -141,16 +179,35 @@ class TrainingSpec(_Strict):
     @field_validator("reference", "task", "target_ft")
     @classmethod
     def _known_fields(cls, values: dict[str, Any]) -> dict[str, Any]:
-        from adamergex.training.config import TrainingConfig
+        return check_training_settings(values)
 
-        reserved = {"base", "data", "lang", "out", "force", "resume", "checkpoint_dir", "adapter"}
-        allowed = set(TrainingConfig.model_fields) - reserved
-        unknown = sorted(set(values) - allowed)
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}; allowed: {sorted(allowed)}")
-        for name, value in values.items():
-            check_training_value(name, value)
-        return values
+
+class TrainingSpec(TrainingRoles):
+    """Overrides of `adamergex train` settings per role, and per adapter kind on top of them."""
+
+    by_kind: dict[AdapterKind, TrainingRoles] = Field(
+        default_factory=dict,
+        description="Per adapter kind, settings that override the roles' (e.g. ia3: {task: {learning_rate: 1e-2}}).",
+    )
+
+    def settings(self, role: Literal["reference", "task", "target_ft"], kind: str) -> dict[str, Any]:
+        """The settings of ``role`` for adapter ``kind``: the role's, then the kind's overrides."""
+        own = self.by_kind.get(kind)  # type: ignore[call-overload]
+        return {**getattr(self, role), **(getattr(own, role) if own else {})}
+
+
+def check_training_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a setting that is not a TrainingConfig field a config may set, or a value it does not take."""
+    from adamergex.training.config import TrainingConfig
+
+    reserved = {"base", "data", "lang", "out", "force", "resume", "checkpoint_dir", "adapter"}
+    allowed = set(TrainingConfig.model_fields) - reserved
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {unknown}; allowed: {sorted(allowed)}")
+    for name, value in values.items():
+        check_training_value(name, value)
+    return values
 
 
 def check_training_value(name: str, value: Any) -> None:
@@ -191,6 +248,13 @@ class ExperimentConfig(_Strict):
         "tune", description="t for adamergex methods: a value, a list (each reported), or 'tune'."
     )
     tuning: TuningSpec = Field(default_factory=TuningSpec)
+    scope: dict[Method, ScopeSpec] = Field(
+        default_factory=dict,
+        description="Per method, where it is scored (e.g. adamergex-cross: {langs: [de]}); default everywhere.",
+    )
+    reference_ablations: list[ReferenceAblationSpec] = Field(
+        [], description="Merges scored again with reference adapters trained on another text source."
+    )
     merge_mode: ExactLoraMode = Field("concat", description="LoRA merge: exact concat or rank-k svd.")
     merge_rank: int | None = Field(None, ge=1, description="Output rank for merge_mode svd.")
     protocol: Protocol = Field("harness", description="Prompt protocol for training and eval.")
@@ -217,7 +281,39 @@ class ExperimentConfig(_Strict):
         if len(set(self.target_langs)) != len(self.target_langs):
             raise ValueError("target_langs has duplicates")
         self._check_target_dev()
+        self._check_scopes()
         return self
+
+    def _check_scopes(self) -> None:
+        """Every language, seed, kind and method a scope, an ablation or compare_t names must be in the run."""
+        targets = {lang for task in self.tasks for lang in self.task_languages(task)}
+        named: list[tuple[str, str | None, ScopeSpec]] = [
+            (f"scope.{method}", method, spec) for method, spec in self.scope.items()
+        ]
+        named += [(f"reference_ablations[{i}]", None, spec) for i, spec in enumerate(self.reference_ablations)]
+        for where, method, spec in named:
+            if method is not None and method not in self.methods:
+                raise ValueError(f"{where}: method {method!r} is not in methods {self.methods}")
+            for field, values, allowed in (
+                ("langs", spec.langs, targets),
+                ("seeds", spec.seeds, set(self.seeds)),
+                ("adapters", spec.adapters, set(self.adapters)),
+            ):
+                unknown = [v for v in values or [] if v not in allowed]
+                if unknown:
+                    raise ValueError(f"{where}.{field}: {unknown} not in the run's {field} {sorted(allowed)}")
+        for i, ablation in enumerate(self.reference_ablations):
+            if ablation.source == self.reference.source and ablation.options == self.reference.options:
+                raise ValueError(f"reference_ablations[{i}]: source {ablation.source!r} is the main reference source")
+            not_merges = [m for m in ablation.methods if METHODS[m].build is None]
+            if not_merges:
+                raise ValueError(f"reference_ablations[{i}].methods: {not_merges} are not merges")
+        for method in self.tuning.compare_methods or []:
+            if not METHODS[method].takes_t:
+                raise ValueError(f"tuning.compare_methods: {method!r} has no t")
+        unknown_langs = [lang for lang in self.tuning.compare_langs or [] if lang not in targets]
+        if unknown_langs:
+            raise ValueError(f"tuning.compare_langs: {unknown_langs} not in the target languages {sorted(targets)}")
 
     def _check_target_dev(self) -> None:
         tuning = self.tuning

@@ -28,7 +28,7 @@ from adamergex.errors import AdamergexError
 from adamergex.files import atomic_write_text
 from adamergex.pipeline.analysis import ScoreRow, analyse
 from adamergex.pipeline.cache import StepCache, step_key
-from adamergex.pipeline.config import SMALL_DEV, ExperimentConfig, TaskSpec
+from adamergex.pipeline.config import SMALL_DEV, ExperimentConfig, ReferenceAblationSpec, ReferenceSpec, TaskSpec
 from adamergex.pipeline.methods import METHODS, MergeJob, MethodSpec
 from adamergex.pipeline.predictions import Scored, from_eval_record, to_csv
 from adamergex.pipeline.report import PREDICTIONS, RECORDS, write_report
@@ -213,22 +213,27 @@ class Pipeline:
     def _training_values(self, adapter: str, seed: int) -> dict[str, Any]:
         return {"base": self.config.base_model, "adapter": adapter, "seed": seed}
 
-    def reference_adapter(self, adapter: str, lang: str, seed: int) -> tuple[str, Path]:
-        reference = self.config.reference
+    def reference_adapter(
+        self, adapter: str, lang: str, seed: int, reference: ReferenceSpec | None = None
+    ) -> tuple[str, Path]:
+        """The reference adapter of ``lang`` on the run's reference source (or on ``reference``, an ablation's)."""
+        main = reference is None
+        reference = reference or self.config.reference
         values = {
             **self._training_values(adapter, seed),
-            **self.config.training.reference,
+            **self.config.training.settings("reference", adapter),
             "data": f"reference:{reference.source}",
             "lang": lang,
             "data_options": dict(reference.options),
         }
-        return self._train("reference", f"{adapter}/{lang}/seed{seed}", values)
+        name = f"{adapter}/{lang}/seed{seed}" + ("" if main else f" ({reference.source})")
+        return self._train("reference", name, values)
 
     def task_adapter(self, adapter: str, task: TaskSpec, lang: str, seed: int) -> tuple[str, Path]:
         values = {
             **self._training_values(adapter, seed),
-            **self.config.training.task,
-            **(self.config.training.target_ft if lang != self.config.source_lang else {}),
+            **self.config.training.settings("task", adapter),
+            **(self.config.training.settings("target_ft", adapter) if lang != self.config.source_lang else {}),
             "data": f"task:{task.name}",
             "lang": lang,
             "limit": task.train_size,
@@ -406,11 +411,20 @@ class Pipeline:
             "header": header,
             "source_lang": config.source_lang,
             "headline": headline,
-            "methods": list(METHODS),
+            "methods": self._report_methods(),
             "tasks": tasks,
             "selections": self._selection_notes(),
             "majority": {},
         }
+
+    def _report_methods(self) -> list[str]:
+        """The report's row order: the method table, each reference ablation right after its method."""
+        ablations = self.config.reference_ablations
+        return [
+            name
+            for method in METHODS
+            for name in [method, *(f"{method}@{a.source}" for a in ablations if method in a.methods)]
+        ]
 
     def _selection_notes(self) -> dict[str, str]:
         config, tuning = self.config, self.config.tuning
@@ -497,8 +511,31 @@ class Pipeline:
                 self._score(run, spec, source)
         for lang in self.config.task_languages(task):
             for spec in applicable:
-                self._score(run, spec, lang)
+                if self._in_scope(spec.name, lang, seed, adapter):
+                    self._score(run, spec, lang)
+        for ablation in self.config.reference_ablations:
+            self._score_ablation(run, ablation)
         return run.trained
+
+    def _in_scope(self, method: str, lang: str, seed: int, adapter: str) -> bool:
+        scope = self.config.scope.get(method)
+        return scope is None or scope.covers(lang, seed, adapter)
+
+    def _score_ablation(self, run: _TaskRun, ablation: ReferenceAblationSpec) -> None:
+        """The ablation's merges, with reference adapters trained on its own text source, as ``method@source``."""
+        langs = [lang for lang in self.config.task_languages(run.task) if ablation.covers(lang, run.seed, run.adapter)]
+        if not langs or run.task_adapter is None:
+            return
+        source = self.config.source_lang
+        references = {
+            lang: self.reference_adapter(run.adapter, lang, run.seed, ablation.reference) for lang in [source, *langs]
+        }
+        for method in ablation.methods:
+            spec = METHODS[method]
+            if run.adapter not in spec.adapter_kinds:
+                continue
+            for lang in langs:
+                self._score_merges(run, spec, lang, references, f"{method}@{ablation.source}")
 
     def _applies(self, records: RunRecords, spec: MethodSpec, adapter: str, task: TaskSpec) -> bool:
         """Whether ``spec`` applies to this adapter kind and task; a note says why not."""
@@ -539,19 +576,30 @@ class Pipeline:
     def _score_majority(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
         run.add(spec.name, lang, self._majority(run.records, run.task, lang, run.seed))
 
-    def _score_merges(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
-        """The merge at each t to report (fixed, or chosen per selection setting)."""
+    def _score_merges(
+        self,
+        run: _TaskRun,
+        spec: MethodSpec,
+        lang: str,
+        references: dict[str, tuple[str, Path]] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """The merge at each t to report (fixed, or chosen per selection setting); ``references`` and ``name``
+        replace the run's reference adapters and the method's name in a reference ablation."""
         task, source = run.task, self.config.source_lang
+        references = references or run.references
+        name = name or spec.name
         assert run.task_adapter is not None  # every merge needs the task adapter
         parts = {
             "task": run.task_adapter,
-            "reference_target": run.references[lang],
-            "reference_source": run.references[source],
+            "reference_target": references[lang],
+            "reference_source": references[source],
         }
-        for t, selection in self._choose_t(run.records, spec.name, run.adapter, run.seed, task, lang, parts):
-            merged = self.merged_adapter(spec.name, run.adapter, parts, t, f"{spec.name}/{lang}/t={t:g}")
-            run.add(spec.name, lang, self._test(run, merged, lang, f"{spec.name}/{lang}/t={t:g}"), t, selection)
-            self._record_cross(run.records, merged[1], f"cross/{task.name}/{lang}/seed{run.seed}/t={t:g}")
+        for t, selection in self._choose_t(run.records, spec.name, run.adapter, run.seed, task, lang, parts, name):
+            merged = self.merged_adapter(spec.name, run.adapter, parts, t, f"{name}/{lang}/t={t:g}")
+            run.add(name, lang, self._test(run, merged, lang, f"{name}/{lang}/t={t:g}"), t, selection)
+            if name == spec.name:
+                self._record_cross(run.records, merged[1], f"cross/{task.name}/{lang}/seed{run.seed}/t={t:g}")
 
     def _score_target_ft(self, run: _TaskRun, spec: MethodSpec, lang: str) -> None:
         """Train the task adapter on target-language data, score it, and diagnose the gap assumption with it."""
@@ -617,17 +665,21 @@ class Pipeline:
         task: TaskSpec,
         lang: str,
         parts: dict[str, tuple[str, Path]],
+        name: str,
     ) -> list[tuple[float, str]]:
-        """The (t, selection) pairs to report for ``method``: fixed ones, or one per selection setting, plus
-        the fixed comparison values ``tuning.compare_t``."""
+        """The (t, selection) pairs to report for ``method`` (reported as ``name``): fixed ones, or one per
+        selection setting, plus the fixed comparison values ``tuning.compare_t``."""
         fixed = self._t_values()
         if fixed is not None:
             return [(t, "fixed") for t in fixed]
         tuning = self.config.tuning
         chosen = []
         for setting in dict.fromkeys([tuning.dev, *tuning.compare]):
-            chosen.append((self._tune(records, method, adapter, seed, task, lang, parts, setting), SELECTIONS[setting]))
-        if tuning.compare_langs is None or lang in tuning.compare_langs:
+            t = self._tune(records, method, adapter, seed, task, lang, parts, setting, name)
+            chosen.append((t, SELECTIONS[setting]))
+        in_langs = tuning.compare_langs is None or lang in tuning.compare_langs
+        in_methods = tuning.compare_methods is None or name in tuning.compare_methods
+        if in_langs and in_methods:
             chosen += [(float(t), "fixed") for t in dict.fromkeys(tuning.compare_t)]
         return chosen
 
@@ -641,19 +693,21 @@ class Pipeline:
         lang: str,
         parts: dict[str, tuple[str, Path]],
         setting: str,
+        name: str,
     ) -> float:
-        """t chosen for ``method`` on ``lang`` in one selection setting (source, target or unlabelled dev)."""
+        """t chosen for ``method`` (reported as ``name``) on ``lang`` in one selection setting (source, target or
+        unlabelled dev)."""
         tuning = self.config.tuning
         dev_lang = self.config.source_lang if setting == "source" else lang
         if self.dry_run:
             for t in tuning.grid:
-                self.merged_adapter(method, adapter, parts, float(t), f"{method}/{lang}/t={t:g}")
+                self.merged_adapter(method, adapter, parts, float(t), f"{name}/{lang}/t={t:g}")
             return float(tuning.grid[0])
 
         def objective(t: float) -> float:
-            merged = self.merged_adapter(method, adapter, parts, t, f"{method}/{lang}/t={t:g}")
+            merged = self.merged_adapter(method, adapter, parts, t, f"{name}/{lang}/t={t:g}")
             dev = self.splits[task.name]["dev"]
-            result = self.evaluate(merged, task, dev_lang, dev, task.dev_size, f"tune/{method}/{lang}/t={t:g}")
+            result = self.evaluate(merged, task, dev_lang, dev, task.dev_size, f"tune/{name}/{lang}/t={t:g}")
             assert result is not None
             if setting == "target" and result["n"] < SMALL_DEV and not tuning.force_small_dev:
                 raise AdamergexError(
@@ -666,11 +720,10 @@ class Pipeline:
             return float(next(iter(result["metrics"].values()))["value"])
 
         search = search_t(objective, tuning.grid, refine_rounds=tuning.refine_rounds, budget=tuning.budget)
-        key = f"{task.name}/{adapter}/{method}/{SELECTIONS[setting]}/seed{seed}"
+        key = f"{task.name}/{adapter}/{name}/{SELECTIONS[setting]}/seed{seed}"
         records.curves.setdefault(key, {})[lang] = search.sorted_curve()
-        self.console.print(
-            f"t for {method}/{lang} ({setting} dev): {search.best_t:g} (objective {search.best_score:.3f})"
-        )
+        chosen = f"{search.best_t:g} (objective {search.best_score:.3f})"
+        self.console.print(f"t for {name}/{lang} ({setting} dev): {chosen}")
         return search.best_t
 
     def _diagnose(self, task: Path, target_ft: Path, reference_target: Path, reference_source: Path) -> dict[str, Any]:
