@@ -1,4 +1,8 @@
-"""``adamergex eval``: score a base model, optionally with an adapter, on a task in one or more languages."""
+"""``adamergex eval``: score a base model, optionally with an adapter, on a task in one or more languages.
+
+Under ``accelerate launch --num_processes N`` (or torchrun) the items are shared among the N processes
+(:mod:`adamergex.evaluation.sharding`); only the main process prints and writes the results.
+"""
 
 from __future__ import annotations
 
@@ -96,9 +100,13 @@ def eval_command(
     out: Path,
     force: bool,
 ) -> None:
-    """Evaluate BASE (with ADAPTER) on TASK in each --lang; write results with 95% intervals to --out."""
+    """Evaluate BASE (with ADAPTER) on TASK in each --lang; write results with 95% intervals to --out.
+
+    Data-parallel: run it under `accelerate launch --num_processes N`; results equal one process's.
+    """
     from adamergex.data.tasks import get_task
     from adamergex.evaluation.adapter import evaluate_adapter, recorded_base
+    from adamergex.evaluation.sharding import current_shard, end_processes, main_process_first, process_device
     from adamergex.models import load_base_model
 
     if out.exists() and not force:
@@ -109,7 +117,9 @@ def eval_command(
     task.check_split(split)
     if adapter is not None:
         recorded_base(adapter)  # a broken adapter folder fails before the model load
-    loaded = load_base_model(base, dtype=dtype, device=device)
+    shard = current_shard()
+    with main_process_first(shard):  # a GGUF file is converted (and cached) once
+        loaded = load_base_model(base, dtype=dtype, device=device or process_device(shard))
     results = evaluate_adapter(
         loaded,
         adapter,
@@ -117,14 +127,20 @@ def eval_command(
         languages,
         options={"data_files": list(data_files)} if data_files else None,
         max_text_tokens=max_text_tokens,
-        announce=lambda lang: click.echo(f"{task.name} / {lang} / {split} ({protocol})", err=True),
+        announce=(lambda lang: click.echo(f"{task.name} / {lang} / {split} ({protocol})", err=True))
+        if shard.is_main
+        else None,
         split=split,
         limit=limit,
         protocol=protocol,
         batch_size=batch_size,
         seed=seed,
         keep_predictions=predictions,
+        shard=shard,
     )
+    end_processes(shard)
+    if not shard.is_main:
+        return
     write_results(results, out, force=force)
     Console(stderr=True).print(results_table(results))
     click.echo(str(out))

@@ -12,13 +12,16 @@ from adamergex.evaluation.metrics import (
     token_f1,
 )
 from adamergex.evaluation.runner import EvalResult, auto_batch_size, evaluate, write_results
+from adamergex.evaluation.sharding import Shard, current_shard
 
 __all__ = [
     "ChoiceScores",
     "EvalResult",
     "MetricValue",
+    "Shard",
     "accuracy",
     "auto_batch_size",
+    "current_shard",
     "encode_pair",
     "evaluate",
     "exact_match",

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from adamergex.errors import AdamergexError
 from adamergex.evaluation.loglikelihood import cache_keyword, encode_text, model_max_length, prefix_token_id
+from adamergex.evaluation.sharding import SINGLE_PROCESS, Shard
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -118,6 +119,7 @@ def generate_greedy(
     batch_size: int = 8,
     max_length: int | None = None,
     progress: bool = True,
+    shard: Shard = SINGLE_PROCESS,
 ) -> list[str]:
     """Greedy continuation of each prompt, cut at the first stop string.
 
@@ -130,7 +132,9 @@ def generate_greedy(
         batch_size: prompts generated together (left-padded).
         max_length: model context limit; defaults to the config's position limit. Prompts are
             left-truncated to ``max_length - max_new_tokens`` tokens.
-        progress: show a progress bar.
+        progress: show a progress bar (in the main process).
+        shard: this process's share of the batches in a multi-process evaluation
+            (:mod:`~adamergex.evaluation.sharding`); every process returns all texts.
 
     Returns:
         the generated texts, in input order.
@@ -149,10 +153,11 @@ def generate_greedy(
     device = next(model.parameters()).device
     eos = _eos_ids(model, tokenizer)
     cache_kw = cache_keyword(model)
+    batches = shard.take([order[start : start + batch_size] for start in range(0, len(order), batch_size)])
     outputs: dict[int, str] = {}
-    with tqdm(total=len(prompts), desc="generating", unit="item", disable=not progress) as bar:
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
+    total = sum(len(batch) for batch in batches)
+    with tqdm(total=total, desc="generating", unit="item", disable=not (progress and shard.is_main)) as bar:
+        for batch in batches:
             texts = _generate_batch(
                 model,
                 tokenizer,
@@ -167,4 +172,5 @@ def generate_greedy(
             for index, text in zip(batch, texts, strict=True):
                 outputs[index] = cut_at_stop(text, stop)
             bar.update(len(batch))
+    outputs = shard.merge(outputs)
     return [outputs[index] for index in range(len(prompts))]

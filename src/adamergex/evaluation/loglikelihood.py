@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adamergex.errors import AdamergexError
+from adamergex.evaluation.sharding import SINGLE_PROCESS, Shard
 
 _DEFAULT_MAX_LENGTH = 2048
 _TOKENIZER_INFINITY = 1_000_000_000
@@ -300,6 +301,7 @@ def score_multiple_choice(
     batch_size: int = 8,
     max_length: int | None = None,
     progress: bool = True,
+    shard: Shard = SINGLE_PROCESS,
 ) -> list[ChoiceScores]:
     """Log-likelihood of each choice continuation of each ``(prompt, choices)`` item.
 
@@ -310,7 +312,9 @@ def score_multiple_choice(
             including any leading space (the harness target delimiter).
         batch_size: number of prompts run together.
         max_length: model context limit; defaults to the config's position limit (as the harness).
-        progress: show a progress bar.
+        progress: show a progress bar (in the main process).
+        shard: this process's share of the batches in a multi-process evaluation
+            (:mod:`~adamergex.evaluation.sharding`); every process returns the scores of all items.
 
     Returns:
         one :class:`ChoiceScores` per item, in input order.
@@ -327,13 +331,15 @@ def score_multiple_choice(
     device = next(model.parameters()).device
     cache_kw = cache_keyword(model)
 
+    batches = shard.take([groups[start : start + batch_size] for start in range(0, len(groups), batch_size)])
     collected: dict[tuple[int, int], tuple[float, int, bool]] = {}
-    with tqdm(total=len(groups), desc="scoring choices", unit="prompt", disable=not progress) as bar:
-        for start in range(0, len(groups), batch_size):
-            batch = groups[start : start + batch_size]
+    total = sum(len(batch) for batch in batches)
+    with tqdm(total=total, desc="scoring choices", unit="prompt", disable=not (progress and shard.is_main)) as bar:
+        for batch in batches:
             for item_index, choice_index, ll, count, greedy in _score_batch(model, batch, pad_id, cache_kw, device):
                 collected[(item_index, choice_index)] = (ll, count, greedy)
             bar.update(len(batch))
+    collected = shard.merge(collected)
 
     scores = []
     for item_index, (_, choices) in enumerate(items):

@@ -30,6 +30,7 @@ from adamergex.evaluation.metrics import (
     macro_f1_with_interval,
     mean_with_interval,
 )
+from adamergex.evaluation.sharding import SINGLE_PROCESS, Shard
 from adamergex.files import atomic_write_text
 from adamergex.provenance import environment_versions
 
@@ -168,6 +169,7 @@ def evaluate(
     resamples: int = 1000,
     progress: bool = True,
     load_options: dict[str, Any] | None = None,
+    shard: Shard = SINGLE_PROCESS,
 ) -> EvalResult:
     """Evaluate ``model`` on ``task`` in ``lang``.
 
@@ -186,6 +188,9 @@ def evaluate(
         resamples: bootstrap resamples per metric.
         progress: show progress bars.
         load_options: passed to ``task.load`` (data source options, text truncation).
+        shard: this process's place in a multi-process evaluation (``accelerate launch``; see
+            :mod:`~adamergex.evaluation.sharding`): it scores its share of the batches and every process
+            returns the whole result, identical to a one-process run with the same batch size.
     """
     task = _get_task(task)
     lang = task.check_language(lang)
@@ -198,7 +203,7 @@ def evaluate(
         raise AdamergexError(f"task {task.name!r} has kind {task.kind!r}; expected one of {', '.join(_SCORERS)}")
     model.eval()
     started = time.perf_counter()
-    scored = _SCORERS[task.kind](model, tokenizer, task, rendered, batch_size, progress)
+    scored = _SCORERS[task.kind](model, tokenizer, task, rendered, batch_size, progress, shard)
     metrics = scored.metrics(task.metrics, resamples, seed)
     seconds = time.perf_counter() - started
     return EvalResult(
@@ -231,13 +236,13 @@ class _Scored:
 
 
 def _score_choices(
-    model: Any, tokenizer: Any, task: Any, rendered: list[Any], batch_size: BatchSize, progress: bool
+    model: Any, tokenizer: Any, task: Any, rendered: list[Any], batch_size: BatchSize, progress: bool, shard: Shard
 ) -> _Scored:
     """Multiple choice: the summed log-likelihood of each choice after the prompt; the best one is predicted."""
     longest = max(len(encode_text(tokenizer, item.prompt + max(item.choices or [""], key=len))) for item in rendered)
-    size = _resolve_batch_size(batch_size, model, longest, len(rendered))
+    size = shard.smallest(_resolve_batch_size(batch_size, model, longest, len(rendered)))
     pairs = [(item.prompt, item.choices or []) for item in rendered]
-    scores = score_multiple_choice(model, tokenizer, pairs, batch_size=size, progress=progress)
+    scores = score_multiple_choice(model, tokenizer, pairs, batch_size=size, progress=progress, shard=shard)
     predicted = [score.prediction for score in scores]
     gold = [item.choice_index for item in rendered]
     predictions = [
@@ -254,7 +259,7 @@ def _score_choices(
 
 
 def _score_generation(
-    model: Any, tokenizer: Any, task: Any, rendered: list[Any], batch_size: BatchSize, progress: bool
+    model: Any, tokenizer: Any, task: Any, rendered: list[Any], batch_size: BatchSize, progress: bool, shard: Shard
 ) -> _Scored:
     """Generation: greedy text per item, its answer read by the task's ``extract_answer`` (references too)."""
     # Stop strings and budget come with each rendered item (they depend on protocol and language).
@@ -268,8 +273,9 @@ def _score_generation(
     longest = max(
         len(encode_text(tokenizer, item.prompt)) + budget for item, (_, budget) in zip(rendered, settings, strict=True)
     )
-    size = _resolve_batch_size(batch_size, model, longest, len(rendered))
-    texts = _generate_by_setting(model, tokenizer, [item.prompt for item in rendered], settings, size, progress)
+    size = shard.smallest(_resolve_batch_size(batch_size, model, longest, len(rendered)))
+    prompts = [item.prompt for item in rendered]
+    texts = _generate_by_setting(model, tokenizer, prompts, settings, size, progress, shard)
     extract = task.extract_answer
     answers = [extract(text) for text in texts]
     references = [[extract(ref) for ref in _references(item.gold)] for item in rendered]
@@ -287,6 +293,7 @@ def _generate_by_setting(
     settings: list[tuple[tuple[str, ...], int]],
     size: int,
     progress: bool,
+    shard: Shard,
 ) -> list[str]:
     """Greedy texts, one call per distinct (stop strings, budget) setting, returned in input order."""
     texts = [""] * len(prompts)
@@ -300,13 +307,14 @@ def _generate_by_setting(
             stop=stop,
             batch_size=size,
             progress=progress,
+            shard=shard,
         )
         for index, text in zip(indices, generated, strict=True):
             texts[index] = text
     return texts
 
 
-_SCORERS: dict[str, Callable[[Any, Any, Any, list[Any], BatchSize, bool], _Scored]] = {
+_SCORERS: dict[str, Callable[[Any, Any, Any, list[Any], BatchSize, bool, Shard], _Scored]] = {
     "multiple_choice": _score_choices,
     "generation": _score_generation,
 }
