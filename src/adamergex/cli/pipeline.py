@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -12,7 +13,7 @@ import adamergex
 from adamergex.pipeline.config import ExperimentConfig, load_config
 
 
-def _execute(config: ExperimentConfig, dry_run: bool) -> None:
+def _execute(config: ExperimentConfig, dry_run: bool, calibrate: bool = False) -> None:
     from adamergex.pipeline.runner import run_experiment
 
     console = Console(stderr=True)
@@ -20,6 +21,7 @@ def _execute(config: ExperimentConfig, dry_run: bool) -> None:
     log = pipeline.log
     if dry_run:
         click.echo(f"{len(log.planned)} step(s) to run, {len(log.cached)} cached")
+        _estimate(pipeline, calibrate, console)
         return
     click.echo(f"{len(log.executed)} step(s) run, {len(log.cached)} taken from the cache")
     if results is not None:
@@ -27,9 +29,35 @@ def _execute(config: ExperimentConfig, dry_run: bool) -> None:
         click.echo(f"results: {results}")
 
 
+def _estimate(pipeline: Any, calibrate: bool, console: Console) -> None:
+    """Print the planned steps with estimated times (measuring the costs first with ``calibrate``)."""
+    from adamergex.pipeline import estimate
+
+    config, plan = pipeline.config, list(pipeline.log.plan.values())
+    calibration: estimate.Calibration | None
+    if calibrate:
+        calibration = estimate.calibrate(pipeline, plan, say=lambda line: console.print(line, markup=False))
+        path = estimate.write_calibration(config.output, calibration)
+        console.print(f"calibration written to {path}", markup=False)
+    else:
+        calibration = estimate.read_calibration(config.output)
+        if calibration is None:
+            click.echo("no time estimate: add --calibrate to measure step costs on this machine first")
+            return
+    estimates = estimate.estimate_plan(plan, calibration, config.source_lang)
+    for line in estimate.format_estimate(estimates, calibration, estimate.cost_settings(config)):
+        click.echo(line)
+
+
 @click.command("run")
 @click.argument("config_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="List the steps that would run and those already cached.")
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="With --dry-run: first measure step costs on this machine (a few training steps and items; about two "
+    "minutes) and print the plan with estimated times; later dry runs reuse the measurement.",
+)
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Override output.")
 @click.option("--print-schema", is_flag=True, help="Print the config's JSON schema and exit.")
 @click.option(
@@ -38,17 +66,21 @@ def _execute(config: ExperimentConfig, dry_run: bool) -> None:
     help="First check the content hashes of every cache entry, also those this config no longer uses; "
     "damaged ones are reported and removed (a dry run only reports them).",
 )
-def run_command(config_path: Path | None, dry_run: bool, output: Path | None, print_schema: bool, verify: bool) -> None:
+def run_command(
+    config_path: Path | None, dry_run: bool, calibrate: bool, output: Path | None, print_schema: bool, verify: bool
+) -> None:
     """Run the experiment in CONFIG_PATH (YAML): train, merge, evaluate, report; cached and resumable."""
     if print_schema:
         click.echo(json.dumps(ExperimentConfig.model_json_schema(), indent=2))
         return
     if config_path is None:
         raise click.UsageError("CONFIG_PATH is required (or --print-schema)")
+    if calibrate and not dry_run:
+        raise click.UsageError("--calibrate goes with --dry-run (it estimates a plan)")
     config = load_config(config_path, output=output)
     if verify:
         _verify_cache(config, dry_run)
-    _execute(config, dry_run)
+    _execute(config, dry_run, calibrate)
 
 
 def _verify_cache(config: ExperimentConfig, dry_run: bool) -> None:

@@ -37,13 +37,34 @@ from adamergex.pipeline.tuning import information_maximisation, search_t
 SELECTIONS = {"source": "source-dev", "target": "target-dev", "unlabelled": "unlabelled"}
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step a dry run would execute: its kind (reference, task, merge, eval), cache key, label and the settings
+    its key hashes (what an estimate of its cost, or an executor, reads)."""
+
+    kind: str
+    key: str
+    name: str
+    inputs: dict[str, Any]
+
+
 @dataclass
 class StepLog:
-    """What a run did: step names executed, found in the cache, or (dry run) planned."""
+    """What a run did: step names executed, found in the cache, or (dry run) planned, with the planned steps'
+    settings in ``plan`` (each step once, however many methods read it)."""
 
     executed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     planned: list[str] = field(default_factory=list)
+    plan: dict[str, PlannedStep] = field(default_factory=dict)
+
+    def add_planned(self, step: PlannedStep) -> bool:
+        """Record ``step``; False when a step with its key is planned already."""
+        if step.key in self.plan:
+            return False
+        self.plan[step.key] = step
+        self.planned.append(f"{step.kind}:{step.name}")
+        return True
 
 
 @dataclass
@@ -144,6 +165,11 @@ class Pipeline:
         if state != "executed":
             self.console.print(f"[dim]{state:>8}[/] {kind} {name}")
 
+    def _plan(self, kind: str, key: str, name: str, inputs: dict[str, Any]) -> None:
+        """A dry run's step: listed once, however many methods read it."""
+        if self.log.add_planned(PlannedStep(kind, key, name, inputs)):
+            self.console.print(f"[dim] planned[/] {kind} {name}")
+
     # -- training ---------------------------------------------------------------------------------------------
     def _train(self, kind: str, name: str, values: dict[str, Any]) -> tuple[str, Path]:
         """Train one adapter as a cached step; returns (key, adapter folder)."""
@@ -155,7 +181,7 @@ class Pipeline:
                 self._record_training(kind, values, found)
                 return key, found / "adapter"
             if self.dry_run:
-                self._note(kind, name, "planned")
+                self._plan(kind, key, name, inputs)
                 return key, self.cache.path(kind, key) / "adapter"
             self._train_step(kind, name, key, inputs, values)
         self._note(kind, name, "executed")
@@ -268,7 +294,7 @@ class Pipeline:
             if found is not None:
                 return key, found / "adapter"
             if self.dry_run:
-                self._note("merge", label, "planned")
+                self._plan("merge", key, label, inputs)
                 return key, self.cache.path("merge", key) / "adapter"
             self._merge_step(spec, adapter, parts, t, key, inputs)
         return key, self.cache.path("merge", key) / "adapter"
@@ -323,7 +349,7 @@ class Pipeline:
             if found is not None:
                 return json.loads((found / "result.json").read_text())
             if self.dry_run:
-                self._note("eval", label, "planned")
+                self._plan("eval", key, label, inputs)
                 return None
             return self._evaluate_step(adapter, task, lang, split, limit, label, key, inputs)
 
@@ -699,14 +725,15 @@ class Pipeline:
         unlabelled dev)."""
         tuning = self.config.tuning
         dev_lang = self.config.source_lang if setting == "source" else lang
-        if self.dry_run:
+        dev = self.splits[task.name]["dev"]
+        if self.dry_run:  # plan every grid point; assume the costliest choice (a t ≠ 0 merge is scored on test)
             for t in tuning.grid:
-                self.merged_adapter(method, adapter, parts, float(t), f"{name}/{lang}/t={t:g}")
-            return float(tuning.grid[0])
+                merged = self.merged_adapter(method, adapter, parts, float(t), f"{name}/{lang}/t={t:g}")
+                self.evaluate(merged, task, dev_lang, dev, task.dev_size, f"tune/{name}/{lang}/t={t:g}")
+            return float(max(tuning.grid, key=abs))
 
         def objective(t: float) -> float:
             merged = self.merged_adapter(method, adapter, parts, t, f"{name}/{lang}/t={t:g}")
-            dev = self.splits[task.name]["dev"]
             result = self.evaluate(merged, task, dev_lang, dev, task.dev_size, f"tune/{name}/{lang}/t={t:g}")
             assert result is not None
             if setting == "target" and result["n"] < SMALL_DEV and not tuning.force_small_dev:

@@ -1,0 +1,280 @@
+"""How long a run will take: step costs measured by a short calibration on this machine, times a dry run's plan.
+
+``adamergex run CONFIG --dry-run --calibrate`` trains each kind of adapter the run trains (reference, task; each
+adapter kind) for a few optimizer steps with the run's own settings, scores a few test items with and without an
+adapter, and times one merge per adapter kind. From that:
+
+    training step  ≈ overhead (data, validation before and after, saving) + max_steps · seconds per step
+    evaluation     ≈ overhead (data, attaching the adapter) + items · seconds per item
+    merge          ≈ the measured merge
+
+The calibration is written to ``OUTPUT/calibration.json`` (with the machine it was measured on and the settings
+it measured) and reused by later dry runs; a changed setting makes it stale, which the estimate says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adamergex.errors import AdamergexError
+from adamergex.files import atomic_write_text
+
+CALIBRATION_FILE = "calibration.json"
+CALIBRATION_STEPS = 3
+CALIBRATION_ITEMS = 32
+
+
+@dataclass(frozen=True)
+class Cost:
+    """``overhead_s + units · unit_s`` seconds: units are optimizer steps (training) or items (evaluation)."""
+
+    unit_s: float
+    overhead_s: float
+
+    def seconds(self, units: float) -> float:
+        return self.overhead_s + units * self.unit_s
+
+
+@dataclass
+class Calibration:
+    """Measured costs by step class (``reference/lora``, ``task/ia3``, ``eval/base``, ``eval/lora``,
+    ``merge/lora`` …), the machine they were measured on and a hash of the settings that determine them."""
+
+    costs: dict[str, Cost]
+    settings: str
+    machine: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "costs": {name: asdict(cost) for name, cost in self.costs.items()},
+            "settings": self.settings,
+            "machine": self.machine,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration:
+        costs = {name: Cost(**values) for name, values in data["costs"].items()}
+        return cls(costs, data["settings"], data.get("machine", {}), data.get("created", ""))
+
+
+def machine_description() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def cost_settings(config: Any) -> str:
+    """sha256 of what the per-step costs depend on: the model, the adapters, training and evaluation settings
+    and the tasks' text lengths (not steps, seeds, languages or methods, which only change the counts)."""
+    payload = {
+        "base_model": config.base_model,
+        "adapters": config.adapters,
+        "training": config.training.model_dump(),
+        "evaluation": config.evaluation.model_dump(),
+        "tasks": [(task.name, task.max_text_tokens, task.options) for task in config.tasks],
+        "reference": config.reference.model_dump(),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def step_class(kind: str, inputs: dict[str, Any], source_lang: str) -> str:
+    """The calibration entry whose cost applies to a planned step."""
+    if kind == "reference":
+        return f"reference/{inputs['adapter']}"
+    if kind == "task":
+        return f"task/{inputs['adapter']}"  # target-ft: the task's per-step cost, its own step count
+    if kind == "merge":
+        return f"merge/{inputs['adapter']}"
+    return "eval/base" if inputs.get("adapter") is None else "eval/adapter"
+
+
+def step_units(kind: str, inputs: dict[str, Any]) -> float | None:
+    """Optimizer steps of a training step, items of an evaluation, 0 for a merge; None where the plan does not say
+    (training by epochs, an evaluation of a whole split)."""
+    if kind in ("reference", "task"):
+        steps = inputs.get("max_steps")
+        return float(steps) if steps is not None else None
+    if kind == "eval":
+        limit = inputs.get("limit")
+        return float(limit) if limit is not None else None
+    return 0.0
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    kind: str
+    name: str
+    cls: str
+    seconds: float | None
+
+
+def estimate_plan(steps: Iterable[Any], calibration: Calibration, source_lang: str) -> list[StepEstimate]:
+    """Seconds of each planned step (None where its class was not calibrated or its size is not in the plan)."""
+    out = []
+    for step in steps:
+        cls = step_class(step.kind, step.inputs, source_lang)
+        cost = calibration.costs.get(cls)
+        units = step_units(step.kind, step.inputs)
+        seconds = cost.seconds(units) if cost is not None and units is not None else None
+        out.append(StepEstimate(step.kind, step.name, cls, seconds))
+    return out
+
+
+def summarise(estimates: Sequence[StepEstimate]) -> list[tuple[str, int, float, int]]:
+    """Per step class: (class, steps, estimated seconds, steps without an estimate), in plan order."""
+    groups: dict[str, list[StepEstimate]] = defaultdict(list)
+    for estimate in estimates:
+        groups[estimate.cls].append(estimate)
+    return [
+        (
+            cls,
+            len(group),
+            sum(e.seconds for e in group if e.seconds is not None),
+            sum(e.seconds is None for e in group),
+        )
+        for cls, group in groups.items()
+    ]
+
+
+def read_calibration(folder: Path) -> Calibration | None:
+    path = folder / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Calibration.from_json(json.loads(path.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise AdamergexError(f"{path} is not a calibration file ({error}); rerun with --calibrate") from None
+
+
+def _training_cost(log_path: Path, wall: float) -> Cost:
+    """Seconds per optimizer step from the log's elapsed times (the first step, which warms up, left out)."""
+    from adamergex.training.log import read_training_log
+
+    elapsed = [r["elapsed_s"] for r in read_training_log(log_path) if r.get("step") and "loss" in r]
+    if len(elapsed) < 2:
+        raise AdamergexError(f"calibration: {log_path} has fewer than 2 logged steps; cannot time a step")
+    per_step = statistics.median(b - a for a, b in itertools.pairwise(elapsed))
+    return Cost(per_step, max(wall - len(elapsed) * per_step, 0.0))
+
+
+def calibrate(
+    pipeline: Any, plan: Sequence[Any], *, say: Callable[[str], None] = print, workdir: Path | None = None
+) -> Calibration:
+    """Measure the costs the plan's steps need on this machine, with the run's own settings (``pipeline``: a
+    dry-run :class:`~adamergex.pipeline.runner.Pipeline` whose ``plan`` this is)."""
+    from adamergex.evaluation.adapter import evaluate_adapter
+    from adamergex.merging.api import merge
+    from adamergex.training.config import TrainingConfig
+    from adamergex.training.log import LOG_FILE
+    from adamergex.training.trainer import train_adapter
+
+    config = pipeline.config
+    base = pipeline.base
+    costs: dict[str, Cost] = {}
+    trained: dict[str, Path] = {}
+    root = Path(tempfile.mkdtemp(prefix="adamergex-calibration-", dir=workdir))
+    try:
+        for step in plan:
+            if step.kind not in ("reference", "task"):
+                continue
+            cls = step_class(step.kind, step.inputs, config.source_lang)
+            if cls in costs or step.inputs["lang"] != config.source_lang:
+                continue
+            out = root / cls.replace("/", "-")
+            values = {**step.inputs, "max_steps": CALIBRATION_STEPS, "save_steps": CALIBRATION_STEPS, "out": out}
+            values["checkpoint_dir"] = root / (out.name + ".checkpoints")
+            say(f"calibrating {cls}: {CALIBRATION_STEPS} optimizer steps …")
+            started = time.perf_counter()
+            train_adapter(TrainingConfig.build(values), base=base, progress=False)
+            costs[cls] = _training_cost(out / LOG_FILE, time.perf_counter() - started)
+            trained[cls] = out
+        evals = [step for step in plan if step.kind == "eval"]
+        if evals:
+            sample = max(evals, key=lambda step: step.inputs.get("limit") or 0)
+            task = next(t for t in config.tasks if t.name == sample.inputs["task"])
+            adapter_dir = next((path for cls, path in trained.items() if cls.startswith("task/")), None)
+            for cls, adapter in (("eval/base", None), ("eval/adapter", adapter_dir)):
+                if cls == "eval/adapter" and adapter is None:
+                    continue
+                say(f"calibrating {cls}: {CALIBRATION_ITEMS} {sample.inputs['lang']} items …")
+                started = time.perf_counter()
+                [result] = evaluate_adapter(
+                    base,
+                    adapter,
+                    task.name,
+                    [sample.inputs["lang"]],
+                    options=task.options,
+                    max_text_tokens=task.max_text_tokens,
+                    split=sample.inputs["split"],
+                    limit=CALIBRATION_ITEMS,
+                    protocol=config.protocol,
+                    batch_size=config.evaluation.batch_size,
+                    progress=False,
+                )
+                wall = time.perf_counter() - started
+                costs[cls] = Cost(result.seconds / result.n, max(wall - result.seconds, 0.0))
+        for kind in config.adapters:
+            task_dir, reference_dir = trained.get(f"task/{kind}"), trained.get(f"reference/{kind}")
+            if task_dir is None or reference_dir is None:
+                continue
+            started = time.perf_counter()
+            merge(task_dir, reference_dir, reference_dir, 1.0, root / f"merge-{kind}")
+            costs[f"merge/{kind}"] = Cost(0.0, time.perf_counter() - started)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return Calibration(costs, cost_settings(config), machine_description(), created)
+
+
+def write_calibration(folder: Path, calibration: Calibration) -> Path:
+    path = folder / CALIBRATION_FILE
+    atomic_write_text(path, json.dumps(calibration.to_json(), indent=2), force=True)
+    return path
+
+
+def format_estimate(estimates: Sequence[StepEstimate], calibration: Calibration, current_settings: str) -> list[str]:
+    """Lines for the console: every planned step with its estimate, totals per class and overall."""
+
+    def fmt(seconds: float | None) -> str:
+        if seconds is None:
+            return "?"
+        return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+    lines = [f"{e.kind:>9} {e.name:<48} {fmt(e.seconds):>9}" for e in estimates]
+    lines.append("")
+    lines.append(f"{'class':<16} {'steps':>5} {'estimate':>10}")
+    for cls, count, seconds, unknown in summarise(estimates):
+        lines.append(f"{cls:<16} {count:>5} {fmt(seconds):>10}" + (f"  ({unknown} not estimated)" if unknown else ""))
+    total = sum(e.seconds for e in estimates if e.seconds is not None)
+    lines.append(f"{'total':<16} {len(estimates):>5} {fmt(total):>10}  ({total / 3600:.2f} h)")
+    machine = calibration.machine
+    lines.append(
+        f"costs measured {calibration.created} on {machine.get('cpus')} CPU(s), "
+        f"{machine.get('torch_threads')} torch threads" + (f", {machine['cuda']}" if machine.get("cuda") else "")
+    )
+    if calibration.settings != current_settings:
+        lines.append("the calibration measured other settings than this config's: rerun with --calibrate")
+    return lines
