@@ -1,4 +1,5 @@
-"""Describe an adapter: kind, base model, modules grouped by type, ranks, scales, parameter count, norms."""
+"""Describe an adapter: kind, base model, modules grouped by type, ranks, scales, parameter count, norms, and
+whether vLLM can serve it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from adamergex.adapters.types import Adapter, LoraAdapter
+from adamergex.adapters.vllm import vllm_compatibility
 from adamergex.tensors import lowrank_frobenius_norm
 
 
@@ -15,7 +17,8 @@ def module_type(name: str) -> str:
 
 
 def describe(adapter: Adapter) -> dict[str, Any]:
-    """A JSON-ready description; per module type: count, ranks, scales and mean/max ‖ΔW‖_F or l statistics."""
+    """A JSON-ready description; per module type: count, ranks, scales and mean/max ‖ΔW‖_F or l statistics;
+    ``vllm``: :func:`~adamergex.adapters.vllm.vllm_compatibility`."""
     groups: dict[str, list[str]] = defaultdict(list)
     for name in adapter.modules:
         groups[module_type(name)].append(name)
@@ -54,4 +57,5 @@ def describe(adapter: Adapter) -> dict[str, Any]:
         "modules_to_save": adapter.config.get("modules_to_save"),
         "extra_tensors": sorted(adapter.extra_tensors),
         "by_type": per_type,
+        "vllm": vllm_compatibility(adapter).to_json(),
     }

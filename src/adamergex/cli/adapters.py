@@ -71,6 +71,18 @@ def print_summary(summary: MergeSummary, console: Console) -> None:
         console.print(f"[yellow]note:[/] {note}")
 
 
+def print_vllm(report: dict[str, Any], console: Console) -> None:
+    """One line on vLLM serving (with the ``max_lora_rank`` to start it with), then the problems and notes."""
+    if report["compatible"]:
+        console.print(f"vLLM: compatible; serve with --max-lora-rank {report['max_lora_rank']} or more")
+    else:
+        console.print("vLLM: [red]not compatible[/]")
+    for problem in report["problems"]:
+        console.print(f"  - {escape(problem)}", highlight=False)
+    for note in report["notes"]:
+        console.print(f"  [yellow]note:[/] {escape(note)}", highlight=False)
+
+
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 _common_options = [
@@ -197,7 +209,7 @@ def combine_command(
 @click.argument("adapter", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def inspect_command(adapter: Path, as_json: bool) -> None:
-    """Describe a PEFT adapter folder: kind, base model, modules, ranks, parameters, norms."""
+    """Describe a PEFT adapter folder: kind, base model, modules, ranks, parameters, norms, vLLM compatibility."""
     info = describe(read_adapter(adapter))
     try:
         provenance, provenance_problem = read_provenance(adapter), None
@@ -253,6 +265,7 @@ def inspect_command(adapter: Path, as_json: bool) -> None:
     console.print(table)
     if info["modules_to_save"]:
         console.print(f"modules_to_save: {info['modules_to_save']}")
+    print_vllm(info["vllm"], console)
     if provenance:
         console.print(
             f"provenance: {provenance.get('tool', '?')} {provenance.get('method', '')} mode={provenance.get('mode')} "
