@@ -302,6 +302,15 @@ class ExperimentConfig(_Strict):
                 unknown = [v for v in values or [] if v not in allowed]
                 if unknown:
                     raise ValueError(f"{where}.{field}: {unknown} not in the run's {field} {sorted(allowed)}")
+        task_names = [task.name for task in self.tasks]
+        for where, reference in [("reference", self.reference)] + [
+            (f"reference_ablations[{i}]", ablation.reference) for i, ablation in enumerate(self.reference_ablations)
+        ]:
+            if reference.source == "task-text" and reference.options.get("task") not in task_names:
+                raise ValueError(
+                    f"{where}: source task-text needs options.task, one of the run's tasks {task_names} "
+                    f"(got {reference.options.get('task')!r})"
+                )
         for i, ablation in enumerate(self.reference_ablations):
             if ablation.source == self.reference.source and ablation.options == self.reference.options:
                 raise ValueError(f"reference_ablations[{i}]: source {ablation.source!r} is the main reference source")
