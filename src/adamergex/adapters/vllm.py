@@ -5,8 +5,9 @@ The rules follow vLLM's own loading code (``vllm/lora/peft_helper.py``, ``vllm/l
 
 - vLLM serves LoRA only; an (IA)³ adapter has no vLLM form.
 - It refuses DoRA, trained biases (``bias`` other than ``"none"``, ``lora_bias``), ``modules_to_save`` (full module
-  copies), inits that change the base weights (PiSSA, OLoRA, CorDA, LoftQ), ``layer_replication`` and LoRA on
-  parameters (``target_parameters``).
+  copies), inits that change the base weights (PiSSA, OLoRA, CorDA, LoftQ), ``layer_replication``, LoRA on
+  parameters (``target_parameters``) and tensors that are not LoRA factors (it skips the base embedding copies
+  PEFT saves with embedding LoRA).
 - The engine is started with one ``max_lora_rank`` from a fixed list; every adapter's rank must fit under it.
 - Releases read only ``r`` and ``lora_alpha`` from the config and scale **every** module by ``lora_alpha / r``
   (``/ sqrt(r)`` with ``use_rslora``), taking each module's rank from its tensors; newer sources also read
@@ -29,6 +30,8 @@ VLLM_MAX_LORA_RANKS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 VLLM_PROJECTIONS = frozenset({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
 #: Base-weight-changing LoRA inits vLLM refuses (what PEFT writes as ``init_lora_weights``, lower-cased prefixes).
 _BASE_CHANGING_INITS = ("pissa", "olora", "corda", "loftq")
+#: Base-weight copies PEFT saves when embeddings are LoRA targets; vLLM skips them when loading.
+_BASE_EMBEDDING_SUFFIXES = (".embed_tokens.base_layer.weight", ".lm_head.base_layer.weight")
 _SCALE_TOLERANCE = 1e-6
 _FOLD_SCALES = "adamergex combine --adapter DIR --weight 1 --out NEW writes the same ΔW with scale 1 in every module"
 
@@ -107,6 +110,12 @@ def _module_notes(adapter: LoraAdapter) -> list[str]:
     embeddings = sorted(name for name, module in adapter.modules.items() if module.embedding)
     others = sorted({name.rsplit(".", 1)[-1] for name in adapter.modules if name not in embeddings} - VLLM_PROJECTIONS)
     notes = []
+    copies = [key for key in adapter.extra_tensors if key.endswith(_BASE_EMBEDDING_SUFFIXES)]
+    if copies:
+        notes.append(
+            f"vLLM skips the saved base embedding weights ({copies[0]}) and uses the served model's own; the same "
+            "when they equal the base model's (a resized vocabulary does not)"
+        )
     if embeddings:
         notes.append(
             f"LoRA on embeddings ({embeddings[0]}{', ...' if len(embeddings) > 1 else ''}) loads only where vLLM's "
@@ -136,10 +145,9 @@ def vllm_compatibility(adapter: Adapter) -> VllmCompatibility:
     declared = [int(config["r"]), *(int(rank) for rank in (config.get("rank_pattern") or {}).values())]
     largest = max([module.rank for module in adapter.modules.values()] + declared)
     problems = _refused_features(config)
-    if adapter.extra_tensors and not config.get("modules_to_save"):
-        problems.append(
-            f"the weights hold non-LoRA tensors vLLM does not load (e.g. {next(iter(adapter.extra_tensors))})"
-        )
+    foreign = [key for key in adapter.extra_tensors if not key.endswith(_BASE_EMBEDDING_SUFFIXES)]
+    if foreign and not config.get("modules_to_save"):
+        problems.append(f"the weights hold tensors that are not LoRA factors, which vLLM refuses (e.g. {foreign[0]})")
     problems += _scale_mismatches(adapter)
     max_lora_rank = smallest_max_lora_rank(largest)
     if max_lora_rank is None:
