@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import platform
-import shutil
 import statistics
 import tempfile
 import time
@@ -195,8 +194,8 @@ def calibrate(
     base = pipeline.base
     costs: dict[str, Cost] = {}
     trained: dict[str, Path] = {}
-    root = Path(tempfile.mkdtemp(prefix="adamergex-calibration-", dir=workdir))
-    try:
+    with tempfile.TemporaryDirectory(prefix="adamergex-calibration-", dir=workdir) as scratch:
+        root = Path(scratch)
         for step in plan:
             if step.kind not in ("reference", "task"):
                 continue
@@ -243,8 +242,6 @@ def calibrate(
             started = time.perf_counter()
             merge(task_dir, reference_dir, reference_dir, 1.0, root / f"merge-{kind}")
             costs[f"merge/{kind}"] = Cost(0.0, time.perf_counter() - started)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return Calibration(costs, cost_settings(config), machine_description(), created)
 
