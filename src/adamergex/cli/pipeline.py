@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 from rich.console import Console
 
 import adamergex
-from adamergex.pipeline.config import ExperimentConfig, load_config
+from adamergex.pipeline.config import ExecutorSpec, ExperimentConfig, load_config
 
 
 def _execute(config: ExperimentConfig, dry_run: bool, calibrate: bool = False) -> None:
-    from adamergex.pipeline.runner import run_experiment
+    from adamergex.pipeline.executors import execute
 
     console = Console(stderr=True)
-    pipeline, _, results = run_experiment(config, dry_run=dry_run, console=console)
+    pipeline, _, results = execute(config, dry_run=dry_run, console=console)
     log = pipeline.log
     if dry_run:
         click.echo(f"{len(log.planned)} step(s) to run, {len(log.cached)} cached")
@@ -59,6 +59,17 @@ def _estimate(pipeline: Any, calibrate: bool, console: Console) -> None:
     "minutes) and print the plan with estimated times; later dry runs reuse the measurement.",
 )
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Override output.")
+@click.option(
+    "--executor",
+    type=click.Choice(get_args(ExecutorSpec.model_fields["name"].annotation)),
+    default=None,
+    help="Override executor.name: local (every step in this process) or ray (every step a Ray task; extra ray).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Override executor.address: the Ray cluster to join (default: a local Ray instance).",
+)
 @click.option("--print-schema", is_flag=True, help="Print the config's JSON schema and exit.")
 @click.option(
     "--verify",
@@ -67,7 +78,14 @@ def _estimate(pipeline: Any, calibrate: bool, console: Console) -> None:
     "damaged ones are reported and removed (a dry run only reports them).",
 )
 def run_command(
-    config_path: Path | None, dry_run: bool, calibrate: bool, output: Path | None, print_schema: bool, verify: bool
+    config_path: Path | None,
+    dry_run: bool,
+    calibrate: bool,
+    output: Path | None,
+    executor: str | None,
+    ray_address: str | None,
+    print_schema: bool,
+    verify: bool,
 ) -> None:
     """Run the experiment in CONFIG_PATH (YAML): train, merge, evaluate, report; cached and resumable."""
     if print_schema:
@@ -77,10 +95,19 @@ def run_command(
         raise click.UsageError("CONFIG_PATH is required (or --print-schema)")
     if calibrate and not dry_run:
         raise click.UsageError("--calibrate goes with --dry-run (it estimates a plan)")
-    config = load_config(config_path, output=output)
+    config = _with_executor(load_config(config_path, output=output), executor, ray_address)
     if verify:
         _verify_cache(config, dry_run)
     _execute(config, dry_run, calibrate)
+
+
+def _with_executor(config: ExperimentConfig, name: str | None, address: str | None) -> ExperimentConfig:
+    """``config`` with the command line's executor settings in place of its own."""
+    chosen = {"name": name, "address": address}
+    spec = config.executor.model_copy(update={k: v for k, v in chosen.items() if v is not None})
+    if spec.address is not None and spec.name != "ray":
+        raise click.UsageError("--ray-address goes with the ray executor (--executor ray or executor.name: ray)")
+    return config.model_copy(update={"executor": spec})
 
 
 def _verify_cache(config: ExperimentConfig, dry_run: bool) -> None:

@@ -229,6 +229,43 @@ class EvaluationSpec(_Strict):
     batch_size: int | Literal["auto"] = Field("auto", description="Evaluation batch size or auto.")
 
 
+StepKind = Literal["reference", "task", "merge", "eval"]
+
+
+class StepResources(_Strict):
+    """What one step of a kind reserves on a Ray cluster (Ray starts it only where these are free)."""
+
+    num_cpus: float = Field(1, gt=0, description="CPU cores per step (also its torch threads under Ray).")
+    num_gpus: float | None = Field(
+        None,
+        ge=0,
+        description="GPUs per step (a fraction shares one); default: 1 for training and evaluation when the "
+        "cluster has GPUs, else 0; merges run on the CPU.",
+    )
+    memory_gib: float | None = Field(None, gt=0, description="Memory reserved per step, in GiB (default: none).")
+
+
+class ExecutorSpec(_Strict):
+    """Where the steps run: one after another in this process (local, the reference), or as Ray tasks."""
+
+    name: Literal["local", "ray"] = Field(
+        "local",
+        description="local: every step in this process, in order; ray: every step a Ray task that starts when "
+        "its inputs are sealed in the cache (which must be on a filesystem every node shares).",
+    )
+    address: str | None = Field(
+        None, description="Ray cluster address (e.g. auto, or ray://host:10001); default: a local Ray instance."
+    )
+    resources: dict[StepKind, StepResources] = Field(
+        default_factory=dict,
+        description="Per step kind (reference, task, merge, eval), what a step reserves (default: 1 CPU, GPUs "
+        "as described under num_gpus).",
+    )
+
+    def resources_for(self, kind: StepKind) -> StepResources:
+        return self.resources.get(kind, StepResources())
+
+
 class ExperimentConfig(_Strict):
     """One experiment: base model, languages, tasks, adapter kinds, methods, t, and where results go."""
 
@@ -262,6 +299,7 @@ class ExperimentConfig(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     diagnostics: DiagnosticsSpec = Field(default_factory=DiagnosticsSpec)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     output: Path = Field(Path("runs/experiment"), description="Run folder (cache, adapters, results).")
 
     @field_validator("output")

@@ -1,4 +1,5 @@
-"""The report of a run, rebuilt from ``predictions.csv`` and ``records.json``: markdown, JSON, CSV and plots.
+"""The report of a run, rebuilt from ``predictions.csv`` and ``records.json`` (and ``run.json``, the run's wall
+and training times, where present): markdown, JSON, CSV and plots.
 
 ``results.md`` holds, per task and adapter kind: the scores (methods × languages, the source-language column
 beside the targets), the compact "vs Eng-FT" table (paired differences with intervals and McNemar p-values,
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -26,6 +28,7 @@ from adamergex.pipeline.training_summary import plot_training_curves, trained_ad
 
 PREDICTIONS = "predictions.csv"
 RECORDS = "records.json"
+RUN = "run.json"
 
 
 def _pct(value: float) -> str:
@@ -244,16 +247,17 @@ def _reading(cosine: float, null_sd: float | None, reference: float | None, task
     return f"{100 * cosine / ceiling:.0f}% of the replicate ceiling √(ref · task) = {ceiling:.3f}"
 
 
-def render_markdown(analysis: Analysis, records: dict[str, Any]) -> str:
-    """``results.md`` from an :class:`Analysis` and the run's records (header, notes, diagnostics)."""
-    info = records["info"]
+def render_markdown(analysis: Analysis, records: dict[str, Any], facts: dict[str, Any] | None = None) -> str:
+    """``results.md`` from an :class:`Analysis`, the run's records (header, notes, diagnostics) and its
+    ``run.json`` facts (wall time, training times), where known."""
+    info, facts = records["info"], facts or {}
     source = info["source_lang"]
     out = [f"# Results: {info.get('name', 'experiment')}\n"]
     if info.get("header"):
         out.append(info["header"] + "\n")
-    if records.get("wall_time_s") is not None:
-        out.append(f"Wall time of this run: {records['wall_time_s'] / 60:.1f} min.\n")
-    learned = training_markdown(trained_adapters(records.get("training", {})))
+    if facts.get("wall_time_s") is not None:
+        out.append(f"Wall time of this run: {facts['wall_time_s'] / 60:.1f} min.\n")
+    learned = training_markdown(trained_adapters(records.get("training", {}), facts.get("training_time_s", {})))
     if learned:
         out.append(learned)
     scores, comparisons, gaps = _by_table(analysis.scores), _by_table(analysis.comparisons), _by_table(analysis.gaps)
@@ -318,13 +322,28 @@ def load_run(folder: Path) -> tuple[list[Scored], dict[str, Any]]:
     return read_csv(predictions_path, kinds), records
 
 
+def load_facts(folder: Path, records: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``run.json`` (wall time, training times, steps); ``{}`` when absent. A records.json written
+    before run.json existed holds the times itself, and they are read from there."""
+    path = folder / RUN
+    if path.is_file():
+        try:
+            facts: dict[str, Any] = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise AdamergexError(f"{path} is not JSON ({error})") from None
+        return facts
+    times = {name: v["wall_time_s"] for name, v in records.get("training", {}).items() if "wall_time_s" in v}
+    return {"wall_time_s": records.get("wall_time_s"), "training_time_s": times}
+
+
 def write_report(folder: Path, out: Path | None = None, *, force: bool = True) -> Path:
     """Rebuild the report of the run in ``folder`` into ``out`` (default ``folder/results``), atomically."""
     scored, records = load_run(folder)
+    facts = load_facts(folder, records)
     analysis = analyse(scored, records["info"])
     out = out or folder / "results"
     with atomic_directory(out, force=force) as target:
-        (target / "results.md").write_text(render_markdown(analysis, records))
+        (target / "results.md").write_text(render_markdown(analysis, records, facts))
         (target / "results.csv").write_text(_scores_csv(analysis.scores))
         payload = {
             "info": records["info"],
@@ -339,6 +358,8 @@ def write_report(folder: Path, out: Path | None = None, *, force: bool = True) -
         (target / "diagnostics.json").write_text(json.dumps(records.get("diagnostics", {}), indent=2))
         (target / PREDICTIONS).write_bytes(to_csv(scored).encode("utf-8"))
         (target / RECORDS).write_text(json.dumps(records, indent=2, ensure_ascii=False))
+        if (folder / RUN).is_file():
+            shutil.copyfile(folder / RUN, target / RUN)
         write_plots(analysis, records, target)
     return out
 

@@ -11,12 +11,16 @@ last checkpoint (checkpoints live outside the step folder until the step is seal
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import socket
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +35,12 @@ from adamergex.pipeline.cache import StepCache, step_key
 from adamergex.pipeline.config import SMALL_DEV, ExperimentConfig, ReferenceAblationSpec, ReferenceSpec, TaskSpec
 from adamergex.pipeline.methods import METHODS, MergeJob, MethodSpec
 from adamergex.pipeline.predictions import Scored, from_eval_record, to_csv
-from adamergex.pipeline.report import PREDICTIONS, RECORDS, write_report
+from adamergex.pipeline.report import PREDICTIONS, RECORDS, RUN, write_report
 from adamergex.pipeline.tuning import information_maximisation, search_t
 
 SELECTIONS = {"source": "source-dev", "target": "target-dev", "unlabelled": "unlabelled"}
+#: The step kinds whose folder holds an ``adapter`` another step reads (by key).
+ADAPTER_STEPS = ("reference", "task", "merge")
 
 
 @dataclass(frozen=True)
@@ -48,15 +54,34 @@ class PlannedStep:
     inputs: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class StepTiming:
+    """A step this run computed: how long it took and in which process (``pid@host``)."""
+
+    kind: str
+    key: str
+    name: str
+    seconds: float
+    worker: str
+
+
 @dataclass
 class StepLog:
     """What a run did: step names executed, found in the cache, or (dry run) planned, with the planned steps'
-    settings in ``plan`` (each step once, however many methods read it)."""
+    settings in ``plan`` (each step once, however many methods read it), and the time of each computed step."""
 
     executed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     planned: list[str] = field(default_factory=list)
     plan: dict[str, PlannedStep] = field(default_factory=dict)
+    timings: list[StepTiming] = field(default_factory=list)
+
+    def absorb(self, timings: Sequence[StepTiming]) -> None:
+        """Count steps an executor's workers computed for this run as executed here, not as cache hits."""
+        names = [f"{t.kind}:{t.name}" for t in timings]
+        self.cached = [name for name in self.cached if name not in set(names)]
+        self.executed = [*names, *self.executed]
+        self.timings = [*timings, *self.timings]
 
     def add_planned(self, step: PlannedStep) -> bool:
         """Record ``step``; False when a step with its key is planned already."""
@@ -97,6 +122,10 @@ class RunRecords:
 _TASK_KIND_NAMES = {"multiple_choice": "classification", "generation": "generation"}
 
 
+class _Undecided(Exception):
+    """A frontier plan's t search reached a dev score that is not sealed yet."""
+
+
 @dataclass
 class _TaskRun:
     """One task for one adapter kind and seed: what its methods share while they are scored."""
@@ -131,18 +160,32 @@ class _TaskRun:
 
 
 class Pipeline:
-    """Runs one :class:`ExperimentConfig`; ``dry_run`` lists the steps and whether each is cached."""
+    """Runs one :class:`ExperimentConfig`; ``dry_run`` lists the steps and whether each is cached.
+
+    A dry run plans what a whole run would compute, assuming the costliest outcome where a choice depends on
+    results not computed yet (t tuned on dev scores). With ``frontier`` it plans only what is decided: a t search
+    uses the dev scores already sealed and plans the next evaluations it needs, and nothing downstream of a t
+    not chosen yet — the steps an executor may start (each once its inputs are sealed).
+    """
 
     def __init__(
-        self, config: ExperimentConfig, *, dry_run: bool = False, console: Console | None = None, progress: bool = True
+        self,
+        config: ExperimentConfig,
+        *,
+        dry_run: bool = False,
+        console: Console | None = None,
+        progress: bool = True,
+        frontier: bool = False,
     ) -> None:
         self.config = config
-        self.dry_run = dry_run
+        self.dry_run = dry_run or frontier
+        self.frontier = frontier
         self.console = console or Console(stderr=True)
         self.progress = progress
-        self.cache = StepCache(config.output / "cache", read_only=dry_run, report=self._report)
+        self.cache = StepCache(config.output / "cache", read_only=self.dry_run, report=self._report)
         self.log = StepLog()
         self.training: dict[str, dict[str, Any]] = {}
+        self.training_times: dict[str, float] = {}
         self._base: Any = None
 
     # -- shared resources -------------------------------------------------------------------------------------
@@ -170,6 +213,14 @@ class Pipeline:
         if self.log.add_planned(PlannedStep(kind, key, name, inputs)):
             self.console.print(f"[dim] planned[/] {kind} {name}")
 
+    @contextlib.contextmanager
+    def _timed(self, kind: str, key: str, name: str) -> Iterator[None]:
+        """Record how long the step computed in the block took (only when it succeeds)."""
+        started = time.perf_counter()
+        yield
+        worker = f"{os.getpid()}@{socket.gethostname()}"
+        self.log.timings.append(StepTiming(kind, key, name, time.perf_counter() - started, worker))
+
     # -- training ---------------------------------------------------------------------------------------------
     def _train(self, kind: str, name: str, values: dict[str, Any]) -> tuple[str, Path]:
         """Train one adapter as a cached step; returns (key, adapter folder)."""
@@ -183,13 +234,15 @@ class Pipeline:
             if self.dry_run:
                 self._plan(kind, key, name, inputs)
                 return key, self.cache.path(kind, key) / "adapter"
-            self._train_step(kind, name, key, inputs, values)
+            with self._timed(kind, key, name):
+                self._train_step(kind, name, key, inputs, values)
         self._note(kind, name, "executed")
         self._record_training(kind, values, self.cache.path(kind, key))
         return key, self.cache.path(kind, key) / "adapter"
 
     def _record_training(self, kind: str, values: dict[str, Any], folder: Path) -> None:
-        """Keep what the report shows of a trained adapter: losses before and after, and its loss curve."""
+        """Keep what the report shows of a trained adapter: losses before and after, and its loss curve (in the
+        records), and its training time (a fact of the machine that trained it: in ``run.json``)."""
         from adamergex.training.log import LOG_FILE, read_training_log
 
         summary = json.loads((folder / "training.json").read_text())
@@ -204,6 +257,7 @@ class Pipeline:
             else ("task" if values["lang"] == self.config.source_lang else "target-ft")
         )
         name = f"{role}/{values['adapter']}/{values['lang']}/seed{values['seed']}"
+        self.training_times[name] = summary.pop("wall_time_s")
         self.training[name] = {
             "role": role,
             "adapter": values["adapter"],
@@ -281,14 +335,7 @@ class Pipeline:
         spec = METHODS[method]
         if spec.takes_t and t == 0.0:
             return parts["task"]
-        inputs = {
-            "method": method,
-            "adapter": adapter,
-            "t": t,
-            "mode": self.config.merge_mode,
-            "rank": self.config.merge_rank,
-            "parts": {role: key for role, (key, _) in parts.items()},
-        }
+        inputs = self._merge_inputs(method, adapter, parts, t)
         key = step_key("merge", inputs)
         with self.cache.claim("merge", key, label) as found:
             if found is not None:
@@ -296,8 +343,20 @@ class Pipeline:
             if self.dry_run:
                 self._plan("merge", key, label, inputs)
                 return key, self.cache.path("merge", key) / "adapter"
-            self._merge_step(spec, adapter, parts, t, key, inputs)
+            with self._timed("merge", key, label):
+                self._merge_step(spec, adapter, parts, t, key, inputs)
+        self._note("merge", label, "executed")
         return key, self.cache.path("merge", key) / "adapter"
+
+    def _merge_inputs(self, method: str, adapter: str, parts: dict[str, tuple[str, Path]], t: float) -> dict[str, Any]:
+        return {
+            "method": method,
+            "adapter": adapter,
+            "t": t,
+            "mode": self.config.merge_mode,
+            "rank": self.config.merge_rank,
+            "parts": {role: key for role, (key, _) in parts.items()},
+        }
 
     def _merge_step(
         self,
@@ -333,9 +392,23 @@ class Pipeline:
         self, adapter: tuple[str, Path] | None, task: TaskSpec, lang: str, split: str, limit: int | None, label: str
     ) -> dict[str, Any] | None:
         """A cached evaluation; returns the result record (None in a dry run before it exists)."""
-        inputs = {
+        inputs = self._eval_inputs(adapter[0] if adapter else None, task, lang, split, limit)
+        key = step_key("eval", inputs)
+        with self.cache.claim("eval", key, label) as found:
+            if found is not None:
+                return json.loads((found / "result.json").read_text())
+            if self.dry_run:
+                self._plan("eval", key, label, inputs)
+                return None
+            with self._timed("eval", key, label):
+                return self._evaluate_step(adapter, task, lang, split, limit, label, key, inputs)
+
+    def _eval_inputs(
+        self, adapter: str | None, task: TaskSpec, lang: str, split: str, limit: int | None
+    ) -> dict[str, Any]:
+        return {
             "base": self.config.base_model,
-            "adapter": adapter[0] if adapter else None,
+            "adapter": adapter,
             "task": task.name,
             "options": task.options,
             "max_text_tokens": task.max_text_tokens,
@@ -344,14 +417,6 @@ class Pipeline:
             "limit": limit,
             "protocol": self.config.protocol,
         }
-        key = step_key("eval", inputs)
-        with self.cache.claim("eval", key, label) as found:
-            if found is not None:
-                return json.loads((found / "result.json").read_text())
-            if self.dry_run:
-                self._plan("eval", key, label, inputs)
-                return None
-            return self._evaluate_step(adapter, task, lang, split, limit, label, key, inputs)
 
     def _evaluate_step(
         self,
@@ -384,6 +449,69 @@ class Pipeline:
             (folder / "result.json").write_text(json.dumps(result.to_json(), indent=2))
         self.log.executed.append(f"eval:{label}")
         return result.to_json()
+
+    # -- one step at a time (what an executor's worker runs) ----------------------------------------------------
+    def plan(self) -> dict[str, PlannedStep]:
+        """A fresh planning pass over the graph (``dry_run`` or ``frontier``): the steps not sealed yet, by key."""
+        self.log, self.training, self.training_times = StepLog(), {}, {}
+        self.run()
+        return dict(self.log.plan)
+
+    def run_step(self, step: PlannedStep) -> None:
+        """Compute one planned step through the code a whole run uses (the step's lock, lookup, production and
+        seal), its inputs taken from the cache; a step sealed meanwhile by someone else is left as it is.
+
+        The step is rebuilt from its settings and must hash to its planned key: a worker whose adamergex or
+        config differs from the planner's is refused before it computes anything.
+        """
+        if self.dry_run:
+            raise AdamergexError("a dry run computes no step")
+        rebuild = {"reference": self._rebuild_training, "task": self._rebuild_training}
+        rebuild |= {"merge": self._rebuild_merge, "eval": self._rebuild_eval}
+        if step.kind not in rebuild:
+            raise AdamergexError(f"unknown step kind {step.kind!r}; expected one of {', '.join(rebuild)}")
+        if step_key(step.kind, step.inputs) != step.key:
+            raise AdamergexError(
+                f"{step.kind} step {step.name} hashes to another key here than where it was planned "
+                "(a different adamergex version?)"
+            )
+        rebuild[step.kind](step)
+
+    def _rebuild_training(self, step: PlannedStep) -> None:
+        self._train(step.kind, step.name, dict(step.inputs))
+
+    def _rebuild_merge(self, step: PlannedStep) -> None:
+        inputs = step.inputs
+        parts = {role: self._sealed_adapter(key) for role, key in inputs["parts"].items()}
+        if self._merge_inputs(inputs["method"], inputs["adapter"], parts, inputs["t"]) != inputs:
+            raise self._not_rebuilt(step)
+        self.merged_adapter(inputs["method"], inputs["adapter"], parts, inputs["t"], step.name)
+
+    def _rebuild_eval(self, step: PlannedStep) -> None:
+        inputs = step.inputs
+        adapter = None if inputs["adapter"] is None else self._sealed_adapter(inputs["adapter"])
+        where = (inputs["lang"], inputs["split"], inputs["limit"])
+        tasks = [task for task in self.config.tasks if self._eval_inputs(inputs["adapter"], task, *where) == inputs]
+        if not tasks:
+            raise self._not_rebuilt(step)
+        self.evaluate(adapter, tasks[0], *where, step.name)
+
+    @staticmethod
+    def _not_rebuilt(step: PlannedStep) -> AdamergexError:
+        return AdamergexError(
+            f"{step.kind} step {step.name} cannot be rebuilt from this config: no setting of it gives the planned "
+            "inputs (a different config or adamergex version?)"
+        )
+
+    def _sealed_adapter(self, key: str) -> tuple[str, Path]:
+        """(key, adapter folder) of the sealed step ``key`` (a trained or merged adapter)."""
+        for kind in ADAPTER_STEPS:
+            found = self.cache.lookup(kind, key)
+            if found is not None:
+                return key, found / "adapter"
+        raise AdamergexError(
+            f"no sealed adapter {key[:16]} in {self.cache.root}: a step was started before its inputs were sealed"
+        )
 
     # -- the graph --------------------------------------------------------------------------------------------
     def _t_values(self) -> list[float] | None:
@@ -702,7 +830,8 @@ class Pipeline:
         chosen = []
         for setting in dict.fromkeys([tuning.dev, *tuning.compare]):
             t = self._tune(records, method, adapter, seed, task, lang, parts, setting, name)
-            chosen.append((t, SELECTIONS[setting]))
+            if t is not None:
+                chosen.append((t, SELECTIONS[setting]))
         in_langs = tuning.compare_langs is None or lang in tuning.compare_langs
         in_methods = tuning.compare_methods is None or name in tuning.compare_methods
         if in_langs and in_methods:
@@ -720,22 +849,34 @@ class Pipeline:
         parts: dict[str, tuple[str, Path]],
         setting: str,
         name: str,
-    ) -> float:
+    ) -> float | None:
         """t chosen for ``method`` (reported as ``name``) on ``lang`` in one selection setting (source, target or
-        unlabelled dev)."""
+        unlabelled dev); None in a frontier plan while the dev scores the choice needs are not all sealed."""
         tuning = self.config.tuning
         dev_lang = self.config.source_lang if setting == "source" else lang
         dev = self.splits[task.name]["dev"]
         if self.dry_run:  # plan every grid point; assume the costliest choice (a t ≠ 0 merge is scored on test)
-            for t in tuning.grid:
-                merged = self.merged_adapter(method, adapter, parts, float(t), f"{name}/{lang}/t={t:g}")
-                self.evaluate(merged, task, dev_lang, dev, task.dev_size, f"tune/{name}/{lang}/t={t:g}")
-            return float(max(tuning.grid, key=abs))
+            scored = [
+                self.evaluate(
+                    self.merged_adapter(method, adapter, parts, float(t), f"{name}/{lang}/t={t:g}"),
+                    task,
+                    dev_lang,
+                    dev,
+                    task.dev_size,
+                    f"tune/{name}/{lang}/t={t:g}",
+                )
+                for t in tuning.grid
+            ]
+            if not self.frontier:
+                return float(max(tuning.grid, key=abs))
+            if any(result is None for result in scored):
+                return None
 
         def objective(t: float) -> float:
             merged = self.merged_adapter(method, adapter, parts, t, f"{name}/{lang}/t={t:g}")
             result = self.evaluate(merged, task, dev_lang, dev, task.dev_size, f"tune/{name}/{lang}/t={t:g}")
-            assert result is not None
+            if result is None:  # a frontier plan: the search needs a dev score not sealed yet (now planned)
+                raise _Undecided
             if setting == "target" and result["n"] < SMALL_DEV and not tuning.force_small_dev:
                 raise AdamergexError(
                     f"the {dev_lang} dev split of {task.name} has {result['n']} items; tuning "
@@ -746,7 +887,10 @@ class Pipeline:
                 return information_maximisation([p["loglikelihoods"] for p in result["predictions"]])
             return float(next(iter(result["metrics"].values()))["value"])
 
-        search = search_t(objective, tuning.grid, refine_rounds=tuning.refine_rounds, budget=tuning.budget)
+        try:
+            search = search_t(objective, tuning.grid, refine_rounds=tuning.refine_rounds, budget=tuning.budget)
+        except _Undecided:
+            return None
         key = f"{task.name}/{adapter}/{name}/{SELECTIONS[setting]}/seed{seed}"
         records.curves.setdefault(key, {})[lang] = search.sorted_curve()
         chosen = f"{search.best_t:g} (objective {search.best_score:.3f})"
@@ -823,18 +967,37 @@ class Pipeline:
 
 
 def run_experiment(
-    config: ExperimentConfig, *, dry_run: bool = False, progress: bool = True, console: Console | None = None
+    config: ExperimentConfig,
+    *,
+    dry_run: bool = False,
+    progress: bool = True,
+    console: Console | None = None,
+    executor: str = "local",
+    executed: Sequence[StepTiming] = (),
+    started: float | None = None,
 ) -> tuple[Pipeline, RunRecords, Path | None]:
-    """Run ``config`` end to end; write predictions.csv, records.json, the config and the report."""
-    started = time.perf_counter()
+    """Run ``config`` end to end; write predictions.csv, records.json, run.json, the config and the report.
+
+    ``records.json`` holds what the config determines (identical however the steps were executed); ``run.json``
+    what this run did: the executor, the wall time since ``started``, the steps computed (``executed``: by the
+    executor's workers before this pass, which then finds them in the cache) with their times, and the training
+    time of each adapter.
+    """
+    started = time.perf_counter() if started is None else started
     pipeline = Pipeline(config, dry_run=dry_run, progress=progress, console=console)
     records = pipeline.run()
     if dry_run:
         return pipeline, records, None
+    pipeline.log.absorb(executed)
     run_dir = config.output
     atomic_write_text(run_dir / "config.json", config.model_dump_json(indent=2), force=True)
-    wall = time.perf_counter() - started
     atomic_write_text(run_dir / PREDICTIONS, to_csv(records.scored), force=True)
-    payload = {**records.to_json(), "wall_time_s": wall, "log": asdict(pipeline.log)}
-    atomic_write_text(run_dir / RECORDS, json.dumps(payload, indent=2, ensure_ascii=False), force=True)
+    atomic_write_text(run_dir / RECORDS, json.dumps(records.to_json(), indent=2, ensure_ascii=False), force=True)
+    facts = {
+        "executor": executor,
+        "wall_time_s": time.perf_counter() - started,
+        "training_time_s": pipeline.training_times,
+        "log": asdict(pipeline.log),
+    }
+    atomic_write_text(run_dir / RUN, json.dumps(facts, indent=2, ensure_ascii=False), force=True)
     return pipeline, records, write_report(run_dir)

@@ -27,7 +27,7 @@ class TrainedAdapter:
     initial_validation_loss: float | None
     validation_loss: float | None
     train_loss: float
-    wall_time_s: float
+    wall_time_s: float | None
 
     @property
     def loss_drop(self) -> float | None:
@@ -41,8 +41,12 @@ class TrainedAdapter:
         return f"{self.role} · {self.adapter} · {self.lang} · seed {self.seed}"
 
 
-def trained_adapters(training: Mapping[str, Mapping[str, Any]]) -> list[TrainedAdapter]:
-    """The :class:`TrainedAdapter` rows of a run's ``records.json`` ``training`` section."""
+def trained_adapters(
+    training: Mapping[str, Mapping[str, Any]], times: Mapping[str, float] | None = None
+) -> list[TrainedAdapter]:
+    """The :class:`TrainedAdapter` rows of a run's ``records.json`` ``training`` section, with the training
+    times of ``run.json`` (``training_time_s``), where known."""
+    times = times or {}
     return [
         TrainedAdapter(
             role=v["role"],
@@ -53,14 +57,18 @@ def trained_adapters(training: Mapping[str, Mapping[str, Any]]) -> list[TrainedA
             initial_validation_loss=v.get("initial_validation_loss"),
             validation_loss=v.get("validation_loss"),
             train_loss=float(v["train_loss"]),
-            wall_time_s=float(v["wall_time_s"]),
+            wall_time_s=times.get(name),
         )
-        for v in training.values()
+        for name, v in training.items()
     ]
 
 
 def _loss(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds / 60:.1f}"
 
 
 def _perplexity(value: float | None) -> str:
@@ -83,7 +91,7 @@ def training_markdown(adapters: Sequence[TrainedAdapter]) -> str:
         lines.append(
             f"| {a.role} | {a.adapter} | {a.lang} | {a.seed} | {a.steps} | {_loss(a.initial_validation_loss)} "
             f"({_perplexity(a.initial_validation_loss)}) | {_loss(a.validation_loss)} "
-            f"({_perplexity(a.validation_loss)}) | {drop_text} | {a.wall_time_s / 60:.1f} |"
+            f"({_perplexity(a.validation_loss)}) | {drop_text} | {_minutes(a.wall_time_s)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -70,8 +70,12 @@ def test_report_shows_what_each_adapter_learned(first_run) -> None:
     table = (results / "results.md").read_text()
     assert "Did each adapter learn?" in table
     summaries = {path.parent: json.loads(path.read_text()) for path in (output / "cache").glob("*/*/training.json")}
+    times = json.loads((output / "run.json").read_text())["training_time_s"]  # run-specific: not in records.json
     for name, value in records.training.items():
-        folder = next(f for f, summary in summaries.items() if summary == {k: value[k] for k in summary})
+        assert "wall_time_s" not in value
+        seen = {**value, "wall_time_s": times[name]}
+        folder = next(f for f, summary in summaries.items() if summary == {k: seen[k] for k in summary})
+        assert f"| {times[name] / 60:.1f} |" in table
         log = [json.loads(line) for line in (folder / "adapter" / "training_log.jsonl").read_text().splitlines()]
         assert log[0]["step"] == 0 and log[0]["validation_loss"] == value["initial_validation_loss"]
         assert log[-1]["validation_loss"] == value["validation_loss"], name
