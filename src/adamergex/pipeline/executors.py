@@ -30,6 +30,9 @@ from adamergex.errors import AdamergexError
 from adamergex.pipeline.config import ExperimentConfig, StepKind
 from adamergex.pipeline.runner import Pipeline, PlannedStep, RunRecords, StepTiming, run_experiment
 
+#: Submission order of ready steps: trainings (the long steps that start every chain) first; Ray starts queued
+#: tasks of one resource shape roughly in the order they were submitted.
+PRIORITY = {"task": 0, "reference": 1, "merge": 2, "eval": 3}
 #: The keys a planned step reads, by kind (training steps read no other step).
 DEPENDENCIES: dict[str, Callable[[dict[str, Any]], set[str]]] = {
     "reference": lambda inputs: set(),
@@ -53,13 +56,14 @@ def execute(
 
 
 def ready_steps(plan: dict[str, PlannedStep], running: set[str]) -> list[PlannedStep]:
-    """The planned steps that may start now: not running, and no input among the steps still planned (a
-    planning pass lists every step not sealed, so an input outside the plan is sealed)."""
-    return [
+    """The planned steps that may start now, trainings first: not running, and no input among the steps still
+    planned (a planning pass lists every step not sealed, so an input outside the plan is sealed)."""
+    ready = [
         step
         for key, step in plan.items()
         if key not in running and not DEPENDENCIES[step.kind](step.inputs) & plan.keys()
     ]
+    return sorted(ready, key=lambda step: PRIORITY[step.kind])
 
 
 def import_ray() -> Any:
