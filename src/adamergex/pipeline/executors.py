@@ -101,7 +101,8 @@ class RayExecutor:
 
     def _drive(self, ray: Any) -> list[StepTiming]:
         self._prepare_cache()
-        compute = ray.remote(compute_step)
+        # A CPU worker keeps its process (and model) between steps; a GPU worker exits after one (see below).
+        remotes = {False: ray.remote(compute_step), True: ray.remote(max_calls=1)(compute_step_on_gpu)}
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         running: dict[Any, PlannedStep] = {}
         finished: set[str] = set()
@@ -114,7 +115,8 @@ class RayExecutor:
                     raise self._not_shared(plan[next(iter(returned))])
                 for step in ready_steps(plan, {s.key for s in running.values()}):
                     options = self._options(step, has_gpus)
-                    running[compute.options(**options).remote(self.worker_config, step)] = step
+                    remote = remotes[options["num_gpus"] > 0].options(**options)
+                    running[remote.remote(self.worker_config, step)] = step
                     self.console.print(f"[dim]   start[/] {step.kind} {escape(step.name)}")
                 if not running:
                     if plan:
@@ -175,7 +177,7 @@ class RayExecutor:
 
 
 #: This worker process's pipeline (config JSON, Pipeline): a worker that computes several steps of one run
-#: loads the base model once (Ray reuses a worker process for CPU tasks; a GPU task gets a fresh one).
+#: loads the base model once (Ray reuses a worker process for CPU tasks).
 _worker: tuple[str, Pipeline] | None = None
 
 
@@ -189,3 +191,9 @@ def compute_step(config_json: str, step: PlannedStep) -> Sequence[StepTiming]:
     before = len(pipeline.log.timings)
     pipeline.run_step(step)
     return pipeline.log.timings[before:]
+
+
+def compute_step_on_gpu(config_json: str, step: PlannedStep) -> Sequence[StepTiming]:
+    """:func:`compute_step` in a worker that exits after it (``max_calls=1``, Ray's own default for GPU tasks):
+    Ray may hand a reused worker another GPU than the one its CUDA context and loaded model live on."""
+    return compute_step(config_json, step)

@@ -79,7 +79,8 @@ class StepLog:
     def absorb(self, timings: Sequence[StepTiming]) -> None:
         """Count steps an executor's workers computed for this run as executed here, not as cache hits."""
         names = [f"{t.kind}:{t.name}" for t in timings]
-        self.cached = [name for name in self.cached if name not in set(names)]
+        elsewhere = set(names)
+        self.cached = [name for name in self.cached if name not in elsewhere]
         self.executed = [*names, *self.executed]
         self.timings = [*timings, *self.timings]
 

@@ -1,9 +1,11 @@
-"""The Ray executor on the tiny-model pipeline, on a local Ray instance of 2 CPUs (one for the module).
+"""The Ray executor on the tiny-model pipeline, on a local Ray instance of 2 CPUs and one declared (not real)
+GPU, one for the module; the runs reserve no GPU unless a test says so.
 
 Its records.json and predictions equal the in-process run's, with the same steps computed (no more, no fewer);
 a Ray run and an in-process run on one folder at the same time compute each step once; a Ray run stopped
 after a few steps resumes in-process, recomputing none of the steps it sealed; a step that fails on a worker
-stops the run with the worker's one-line error, naming the step.
+stops the run with the worker's one-line error, naming the step; on a cluster with a GPU, training and
+evaluation steps reserve it by default, each in a worker process of its own.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from adamergex.pipeline.runner import run_experiment
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra: pip install 'adamergex[ray]'")
 
-RAY = {"name": "ray"}
+KINDS = ("reference", "task", "merge", "eval")
+RAY = {"name": "ray", "resources": {kind: {"num_gpus": 0} for kind in KINDS}}
 
 
 @pytest.fixture(scope="module")
 def ray_session() -> Any:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -150,12 +153,23 @@ def test_a_step_failing_on_a_worker_stops_the_run_with_its_error(
     with pytest.raises(AdamergexError) as local:
         run_experiment(load_config(experiment(tmp_path / "local", reference=reference)), progress=False)
 
-    config = experiment(tmp_path / "ray", reference=reference, methods=["adamergex"])
+    local_executor = {**RAY, "name": "local"}  # made ray by the command line
+    config = experiment(tmp_path / "ray", reference=reference, methods=["adamergex"], executor=local_executor)
     result = CliRunner().invoke(main, ["run", str(config), "--executor", "ray"])
 
     assert result.exit_code == AdamergexError.exit_code
     error = result.output.strip().splitlines()[-1]
     assert error == f"error: reference step lora/de/seed0 (on a Ray worker): {local.value}"
+
+
+def test_gpu_steps_reserve_the_gpu_each_in_a_fresh_worker(experiment, ray_session, tmp_path: Path) -> None:
+    """The declared GPU is one: the steps that take it run one at a time, each in a worker that then exits
+    (a reused worker could be handed another GPU than the one its model was loaded on)."""
+    output = tmp_path / "run"
+    execute(load_config(experiment(output, methods=["base"], executor={"name": "ray"})), console=_quiet())
+    steps = json.loads((output / "run.json").read_text())["log"]["timings"]
+    assert sorted(step["kind"] for step in steps) == ["eval", "reference", "reference"]
+    assert len({step["worker"] for step in steps}) == len(steps)
 
 
 def test_ray_address_needs_the_ray_executor(experiment, tmp_path: Path) -> None:
