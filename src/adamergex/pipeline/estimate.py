@@ -37,6 +37,10 @@ from adamergex.files import atomic_write_text
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_STEPS = 3
 CALIBRATION_ITEMS = 32
+#: Training settings that change how many steps run, or their values, but not what one step costs.
+_COUNT_ONLY = frozenset(
+    {"max_steps", "epochs", "save_steps", "learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay", "seed"}
+)
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,19 @@ def machine_description() -> dict[str, Any]:
 def cost_settings(config: Any) -> str:
     """sha256 of what the per-step costs depend on: the model, the adapters, training and evaluation settings
     and the tasks' text lengths (not steps, seeds, languages or methods, which only change the counts)."""
+    training = {
+        role: {name: value for name, value in settings.items() if name not in _COUNT_ONLY}
+        for role, settings in config.training.model_dump().items()
+        if isinstance(settings, dict) and role != "by_kind"
+    }
+    training["by_kind"] = {
+        kind: {role: {k: v for k, v in values.items() if k not in _COUNT_ONLY} for role, values in roles.items()}
+        for kind, roles in config.training.model_dump()["by_kind"].items()
+    }
     payload = {
         "base_model": config.base_model,
         "adapters": config.adapters,
-        "training": config.training.model_dump(),
+        "training": training,
         "evaluation": config.evaluation.model_dump(),
         "tasks": [(task.name, task.max_text_tokens, task.options) for task in config.tasks],
         "reference": config.reference.model_dump(),

@@ -200,9 +200,12 @@ def test_calibrate_measures_this_machine_and_is_reused(experiment, tmp_path: Pat
     assert not (tmp_path / "cal" / "cache").exists() or not any((tmp_path / "cal" / "cache").rglob("step.json"))
     again = CliRunner().invoke(main, ["run", str(path), "--dry-run"])
     assert again.exit_code == 0 and "total" in again.output and "rerun with --calibrate" not in again.output
-    changed = experiment(
-        tmp_path / "cal", methods=["eng-ft", "adamergex"], t=1.0, training={**TINY_TRAINING, "task": {"max_steps": 3}}
-    )
+    longer = {**TINY_TRAINING, "task": {**TINY_TRAINING["task"], "max_steps": 3, "learning_rate": 0.01}}
+    counts = experiment(tmp_path / "cal", methods=["eng-ft", "adamergex"], t=1.0, training=longer)
+    same_costs = CliRunner().invoke(main, ["run", str(counts), "--dry-run"])
+    assert same_costs.exit_code == 0 and "rerun with --calibrate" not in same_costs.output  # more steps, same cost
+    wider = {**TINY_TRAINING, "task": {**TINY_TRAINING["task"], "max_length": 48}}
+    changed = experiment(tmp_path / "cal", methods=["eng-ft", "adamergex"], t=1.0, training=wider)
     stale = CliRunner().invoke(main, ["run", str(changed), "--dry-run"])
     assert stale.exit_code == 0 and "rerun with --calibrate" in stale.output
     (tmp_path / "cal" / CALIBRATION_FILE).write_text("{")
