@@ -66,7 +66,10 @@ def test_benchmark_config_in_miniature_on_gemma(tmp_path: Path) -> None:
             assert {(kind, "adamergex", lang, seed) for lang in ("de", "ru", "zh")} <= cells
     assert {(k, s) for k, m, _, s in cells if m == "adamergex-cross"} == {("lora", 0), ("ia3", 0)}
     assert {(k, m) for k, m, _, _ in cells if m == "factor"} == {("lora", "factor")}
-    assert {(k, lang, s) for k, m, lang, s in cells if m == "adamergex@task-text"} == {("lora", "de", 0)}
+    assert {(k, lang, s) for k, m, lang, s in cells if m == "adamergex@task-text"} == {
+        ("lora", "de", 0),
+        ("lora", "de", 1),
+    }
     assert {s.t for s in records.scored if s.selection == "fixed"} == {1.0, 2.0, 4.0}
     assert any(d["type"] == "reference_stability" for d in records.diagnostics.values())
     assert "adamergex@task-text" in (results / "results.md").read_text()
