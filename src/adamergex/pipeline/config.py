@@ -243,6 +243,22 @@ class StepResources(_Strict):
         "cluster has GPUs, else 0; merges run on the CPU.",
     )
     memory_gib: float | None = Field(None, gt=0, description="Memory reserved per step, in GiB (default: none).")
+    processes: int | None = Field(
+        None,
+        ge=1,
+        description="Data-parallel processes per evaluation step (accelerate launch inside the Ray task, one GPU "
+        "each, or CPU processes when num_gpus is 0); default: num_gpus when it is a whole number above 1, else 1. "
+        "Training and merge steps run in one process.",
+    )
+
+    def processes_for(self, kind: StepKind) -> int:
+        """How many processes a step of ``kind`` runs in: data-parallel evaluation only (see ``processes``)."""
+        if kind != "eval":
+            return 1
+        if self.processes is not None:
+            return self.processes
+        gpus = self.num_gpus
+        return int(gpus) if gpus is not None and gpus.is_integer() and gpus > 1 else 1
 
 
 class ExecutorSpec(_Strict):
@@ -264,6 +280,25 @@ class ExecutorSpec(_Strict):
 
     def resources_for(self, kind: StepKind) -> StepResources:
         return self.resources.get(kind, StepResources())
+
+    @model_validator(mode="after")
+    def _processes_fit(self) -> ExecutorSpec:
+        """Several processes only for evaluation steps, each on a GPU of its own or all on CPUs."""
+        for kind, wanted in self.resources.items():
+            processes = wanted.processes
+            if processes is None or processes == 1:
+                continue
+            if kind != "eval":
+                raise ValueError(
+                    f"resources.{kind}.processes: only eval steps run data-parallel; {kind} steps run in one "
+                    "process (leave processes out or set it to 1)"
+                )
+            if wanted.num_gpus not in (None, 0, processes):
+                raise ValueError(
+                    f"resources.eval: num_gpus {wanted.num_gpus:g} with processes {processes}; each process "
+                    f"needs a GPU of its own (num_gpus {processes}) or none (num_gpus 0)"
+                )
+        return self
 
 
 class ExperimentConfig(_Strict):

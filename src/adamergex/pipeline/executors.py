@@ -101,6 +101,7 @@ class RayExecutor:
 
     def _drive(self, ray: Any) -> list[StepTiming]:
         self._prepare_cache()
+        self._note_single_process_training()
         # A CPU worker keeps its process (and model) between steps; a GPU worker exits after one (see below).
         remotes = {False: ray.remote(compute_step), True: ray.remote(max_calls=1)(compute_step_on_gpu)}
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
@@ -114,9 +115,11 @@ class RayExecutor:
                 if returned:
                     raise self._not_shared(plan[next(iter(returned))])
                 for step in ready_steps(plan, {s.key for s in running.values()}):
-                    options = self._options(step, has_gpus)
-                    remote = remotes[options["num_gpus"] > 0].options(**options)
-                    running[remote.remote(self.worker_config, step)] = step
+                    processes = self._processes(step)
+                    options = self._options(step, has_gpus, processes)
+                    on_gpus = options["num_gpus"] > 0
+                    remote = remotes[on_gpus].options(**options)
+                    running[remote.remote(self.worker_config, step, processes, on_gpus)] = step
                     self.console.print(f"[dim]   start[/] {step.kind} {escape(step.name)}")
                 if not running:
                     if plan:
@@ -142,10 +145,29 @@ class RayExecutor:
 
         StepCache(self.config.output / "cache", report=report).prepare()
 
-    def _options(self, step: PlannedStep, has_gpus: bool) -> dict[str, Any]:
-        """Ray task options of ``step``: its kind's configured resources, GPUs by default where there are."""
+    def _note_single_process_training(self) -> None:
+        """Say so where a training kind reserves several GPUs: its steps train in one process on one of them."""
+        for kind in ("reference", "task"):
+            gpus = self.config.executor.resources_for(kind).num_gpus
+            if gpus is not None and gpus > 1:
+                self.console.print(
+                    f"note: {kind} steps reserve {gpus:g} GPUs each but train in one process "
+                    "(only evaluation steps run data-parallel)",
+                    markup=False,
+                    highlight=False,
+                )
+
+    def _processes(self, step: PlannedStep) -> int:
+        """How many data-parallel processes compute ``step`` (its kind's ``processes``; 1 but for evaluations)."""
+        kind = cast(StepKind, step.kind)
+        return self.config.executor.resources_for(kind).processes_for(kind)
+
+    def _options(self, step: PlannedStep, has_gpus: bool, processes: int) -> dict[str, Any]:
+        """Ray task options of ``step``: its kind's configured resources, GPUs by default where there are (one
+        per process of a data-parallel step)."""
         wanted = self.config.executor.resources_for(cast(StepKind, step.kind))
-        gpus = wanted.num_gpus if wanted.num_gpus is not None else float(has_gpus and step.kind != "merge")
+        default_gpus = float(processes) if has_gpus and step.kind != "merge" else 0.0
+        gpus = wanted.num_gpus if wanted.num_gpus is not None else default_gpus
         options: dict[str, Any] = {"num_cpus": wanted.num_cpus, "num_gpus": gpus, "name": f"{step.kind}:{step.name}"}
         if wanted.memory_gib is not None:
             options["memory"] = int(wanted.memory_gib * 2**30)
@@ -181,9 +203,17 @@ class RayExecutor:
 _worker: tuple[str, Pipeline] | None = None
 
 
-def compute_step(config_json: str, step: PlannedStep) -> Sequence[StepTiming]:
-    """A Ray task: compute ``step`` of the run ``config_json`` describes, as the in-process run would."""
+def compute_step(
+    config_json: str, step: PlannedStep, processes: int = 1, on_gpus: bool = False
+) -> Sequence[StepTiming]:
+    """A Ray task: compute ``step`` of the run ``config_json`` describes, as the in-process run would; with
+    several ``processes``, data-parallel in processes launched for it (one per GPU Ray reserved when
+    ``on_gpus``, else on CPUs: :mod:`adamergex.pipeline.sharded_step`)."""
     global _worker
+    if processes > 1:
+        from adamergex.pipeline.sharded_step import launch
+
+        return launch(config_json, step, processes, gpus=on_gpus)
     if _worker is None or _worker[0] != config_json:
         config = ExperimentConfig.model_validate_json(config_json)
         _worker = (config_json, Pipeline(config, progress=False, console=Console(stderr=True)))
@@ -193,7 +223,9 @@ def compute_step(config_json: str, step: PlannedStep) -> Sequence[StepTiming]:
     return pipeline.log.timings[before:]
 
 
-def compute_step_on_gpu(config_json: str, step: PlannedStep) -> Sequence[StepTiming]:
+def compute_step_on_gpu(
+    config_json: str, step: PlannedStep, processes: int = 1, on_gpus: bool = True
+) -> Sequence[StepTiming]:
     """:func:`compute_step` in a worker that exits after it (``max_calls=1``, Ray's own default for GPU tasks):
     Ray may hand a reused worker another GPU than the one its CUDA context and loaded model live on."""
-    return compute_step(config_json, step)
+    return compute_step(config_json, step, processes, on_gpus)

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -37,6 +37,9 @@ from adamergex.pipeline.methods import METHODS, MergeJob, MethodSpec
 from adamergex.pipeline.predictions import Scored, from_eval_record, to_csv
 from adamergex.pipeline.report import PREDICTIONS, RECORDS, RUN, write_report
 from adamergex.pipeline.tuning import information_maximisation, search_t
+
+if TYPE_CHECKING:
+    from adamergex.evaluation.sharding import Shard
 
 SELECTIONS = {"source": "source-dev", "target": "target-dev", "unlabelled": "unlabelled"}
 #: The step kinds whose folder holds an ``adapter`` another step reads (by key).
@@ -177,8 +180,10 @@ class Pipeline:
         console: Console | None = None,
         progress: bool = True,
         frontier: bool = False,
+        device: str | None = None,
     ) -> None:
         self.config = config
+        self.device = device
         self.dry_run = dry_run or frontier
         self.frontier = frontier
         self.console = console or Console(stderr=True)
@@ -197,7 +202,7 @@ class Pipeline:
             from adamergex.models import load_base_model
 
             self.console.print(f"loading base model {self.config.base_model} …")
-            self._base = load_base_model(self.config.base_model)
+            self._base = load_base_model(self.config.base_model, device=self.device)
         return self._base
 
     def _report(self, line: str) -> None:
@@ -430,7 +435,23 @@ class Pipeline:
         key: str,
         inputs: dict[str, Any],
     ) -> dict[str, Any]:
+        result = self.eval_result(adapter, task, lang, split, limit)
+        self.seal_eval(key, inputs, result, label)
+        return result
+
+    def eval_result(
+        self,
+        adapter: tuple[str, Path] | None,
+        task: TaskSpec,
+        lang: str,
+        split: str,
+        limit: int | None,
+        shard: Shard | None = None,
+    ) -> dict[str, Any]:
+        """An evaluation step's result record, computed (not cached); with ``shard``, this process's share of
+        a data-parallel evaluation, whose whole result every process receives."""
         from adamergex.evaluation.adapter import evaluate_adapter
+        from adamergex.evaluation.sharding import SINGLE_PROCESS
 
         [result] = evaluate_adapter(
             self.base,
@@ -445,11 +466,15 @@ class Pipeline:
             protocol=self.config.protocol,
             batch_size=self.config.evaluation.batch_size,
             progress=self.progress,
+            shard=shard or SINGLE_PROCESS,
         )
-        with self.cache.produce("eval", key, inputs) as folder:
-            (folder / "result.json").write_text(json.dumps(result.to_json(), indent=2))
-        self.log.executed.append(f"eval:{label}")
         return result.to_json()
+
+    def seal_eval(self, key: str, inputs: dict[str, Any], result: dict[str, Any], label: str) -> None:
+        """Write an evaluation step's ``result.json`` and seal it (inside the step's claim)."""
+        with self.cache.produce("eval", key, inputs) as folder:
+            (folder / "result.json").write_text(json.dumps(result, indent=2))
+        self.log.executed.append(f"eval:{label}")
 
     # -- one step at a time (what an executor's worker runs) ----------------------------------------------------
     def plan(self) -> dict[str, PlannedStep]:
@@ -465,18 +490,23 @@ class Pipeline:
         The step is rebuilt from its settings and must hash to its planned key: a worker whose adamergex or
         config differs from the planner's is refused before it computes anything.
         """
-        if self.dry_run:
-            raise AdamergexError("a dry run computes no step")
+        self.check_step(step)
         rebuild = {"reference": self._rebuild_training, "task": self._rebuild_training}
         rebuild |= {"merge": self._rebuild_merge, "eval": self._rebuild_eval}
-        if step.kind not in rebuild:
-            raise AdamergexError(f"unknown step kind {step.kind!r}; expected one of {', '.join(rebuild)}")
+        rebuild[step.kind](step)
+
+    def check_step(self, step: PlannedStep) -> None:
+        """Refuse a step this pipeline cannot compute: in a dry run, of an unknown kind, or hashing to another
+        key than its planned one."""
+        if self.dry_run:
+            raise AdamergexError("a dry run computes no step")
+        if step.kind not in {*ADAPTER_STEPS, "eval"}:
+            raise AdamergexError(f"unknown step kind {step.kind!r}; expected one of reference, task, merge, eval")
         if step_key(step.kind, step.inputs) != step.key:
             raise AdamergexError(
                 f"{step.kind} step {step.name} hashes to another key here than where it was planned "
                 "(a different adamergex version?)"
             )
-        rebuild[step.kind](step)
 
     def _rebuild_training(self, step: PlannedStep) -> None:
         self._train(step.kind, step.name, dict(step.inputs))
@@ -489,13 +519,18 @@ class Pipeline:
         self.merged_adapter(inputs["method"], inputs["adapter"], parts, inputs["t"], step.name)
 
     def _rebuild_eval(self, step: PlannedStep) -> None:
+        adapter, task, lang, split, limit = self.eval_arguments(step)
+        self.evaluate(adapter, task, lang, split, limit, step.name)
+
+    def eval_arguments(self, step: PlannedStep) -> tuple[tuple[str, Path] | None, TaskSpec, str, str, int | None]:
+        """The (adapter, task, lang, split, limit) of a planned evaluation step, its adapter taken from the cache."""
         inputs = step.inputs
         adapter = None if inputs["adapter"] is None else self._sealed_adapter(inputs["adapter"])
         where = (inputs["lang"], inputs["split"], inputs["limit"])
         tasks = [task for task in self.config.tasks if self._eval_inputs(inputs["adapter"], task, *where) == inputs]
         if not tasks:
             raise self._not_rebuilt(step)
-        self.evaluate(adapter, tasks[0], *where, step.name)
+        return adapter, tasks[0], *where
 
     @staticmethod
     def _not_rebuilt(step: PlannedStep) -> AdamergexError:
