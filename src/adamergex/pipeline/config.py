@@ -81,6 +81,18 @@ class TaskSpec(_Strict):
         raise ValueError(f"task {self.name!r} has no {role} split among {list(available)}; set {role}_split")
 
 
+class FixedTSpec(_Strict):
+    """Fixed t values evaluated on the test set for some languages and methods (e.g. a sensitivity curve on one
+    language), beside ``tuning.compare_t``."""
+
+    t: list[float] = Field(min_length=1, description="The t values.")
+    langs: list[str] | None = Field(None, min_length=1, description="Target languages (default: every target).")
+    methods: list[Method] | None = Field(None, min_length=1, description="Methods (default: every method with a t).")
+
+    def covers(self, lang: str, method: str) -> bool:
+        return (self.langs is None or lang in self.langs) and (self.methods is None or method in self.methods)
+
+
 class TuningSpec(_Strict):
     """How ``t: tune`` chooses t."""
 
@@ -102,6 +114,11 @@ class TuningSpec(_Strict):
     compare_langs: list[str] | None = Field(None, description="Languages for compare_t (default: every target).")
     compare_methods: list[Method] | None = Field(
         None, description="Methods for compare_t (default: every method with a t)."
+    )
+    compare_fixed: list[FixedTSpec] = Field(
+        [],
+        description="Further sets of fixed t values, each on its own languages and methods (e.g. a curve on one "
+        "language while compare_t: [1] runs everywhere).",
     )
     force_small_dev: bool = Field(False, description=f"Allow a target-language dev set under {SMALL_DEV} items.")
     grid: list[float] = Field([0.0, 0.25, 0.5, 0.75, 1.0], min_length=1, description="Coarse grid of t.")
@@ -390,12 +407,19 @@ class ExperimentConfig(_Strict):
             not_merges = [m for m in ablation.methods if METHODS[m].build is None]
             if not_merges:
                 raise ValueError(f"reference_ablations[{i}].methods: {not_merges} are not merges")
-        for method in self.tuning.compare_methods or []:
-            if not METHODS[method].takes_t:
-                raise ValueError(f"tuning.compare_methods: {method!r} has no t")
-        unknown_langs = [lang for lang in self.tuning.compare_langs or [] if lang not in targets]
-        if unknown_langs:
-            raise ValueError(f"tuning.compare_langs: {unknown_langs} not in the target languages {sorted(targets)}")
+        tuning = self.tuning
+        sets = [("tuning.compare_methods", "tuning.compare_langs", tuning.compare_methods, tuning.compare_langs)]
+        sets += [
+            (f"tuning.compare_fixed[{i}].methods", f"tuning.compare_fixed[{i}].langs", extra.methods, extra.langs)
+            for i, extra in enumerate(tuning.compare_fixed)
+        ]
+        for methods_field, langs_field, methods, langs in sets:
+            for method in methods or []:
+                if not METHODS[method].takes_t:
+                    raise ValueError(f"{methods_field}: {method!r} has no t")
+            unknown_langs = [lang for lang in langs or [] if lang not in targets]
+            if unknown_langs:
+                raise ValueError(f"{langs_field}: {unknown_langs} not in the target languages {sorted(targets)}")
 
     def _check_target_dev(self) -> None:
         tuning = self.tuning

@@ -627,8 +627,9 @@ class Pipeline:
                 role = "the headline" if setting == tuning.dev else "a comparison"
                 chosen_on = self._chosen_on(spec, setting)
                 notes[f"{spec.name}/{SELECTIONS[setting]}"] = f"{spec.name}: t {chosen_on}; {role}."
-        if tuning.compare_t:
-            values = ", ".join(f"{t:g}" for t in tuning.compare_t)
+        fixed = [*tuning.compare_t, *(t for extra in tuning.compare_fixed for t in extra.t)]
+        if fixed:
+            values = ", ".join(f"{t:g}" for t in sorted(set(fixed)))
             notes["fixed"] = (
                 f"Rows marked (t = …) evaluate a fixed t on the test set ({values}): t = 1 is the "
                 "method's own value, with no selection at all."
@@ -870,8 +871,11 @@ class Pipeline:
                 chosen.append((t, SELECTIONS[setting]))
         in_langs = tuning.compare_langs is None or lang in tuning.compare_langs
         in_methods = tuning.compare_methods is None or name in tuning.compare_methods
-        if in_langs and in_methods:
-            chosen += [(float(t), "fixed") for t in dict.fromkeys(tuning.compare_t)]
+        fixed_t = list(tuning.compare_t) if in_langs and in_methods else []
+        for extra in tuning.compare_fixed:
+            if extra.covers(lang, name):
+                fixed_t += extra.t
+        chosen += [(float(t), "fixed") for t in dict.fromkeys(fixed_t)]
         return chosen
 
     def _tune(

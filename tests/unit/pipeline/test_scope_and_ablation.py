@@ -100,6 +100,28 @@ def test_compare_t_only_for_compare_methods(scoped_run, experiment, tmp_path: Pa
     assert planned_merges == ["adamergex/de/t=2"]
 
 
+def test_compare_fixed_adds_t_values_on_its_own_languages_and_methods(experiment, tmp_path: Path) -> None:
+    config = load_config(
+        experiment(
+            tmp_path / "sets",
+            methods=["eng-ft", "adamergex", "arimerge"],
+            tuning={
+                "dev": "source",
+                "grid": [0.0],
+                "compare_t": [1.0],
+                "compare_methods": ["adamergex"],
+                "compare_fixed": [{"t": [1.0, 3.0], "methods": ["arimerge"], "langs": ["de"]}],
+            },
+            training=TINY_TRAINING,
+        )
+    )
+    pipeline = Pipeline(config, dry_run=True)
+    pipeline.run()
+    planned_merges = sorted(step.name for step in pipeline.log.plan.values() if step.kind == "merge")
+    assert planned_merges == ["adamergex/de/t=1", "arimerge/de/t=1", "arimerge/de/t=3"]
+    assert "1, 3" in pipeline._selection_notes()["fixed"]
+
+
 def test_by_kind_training_settings_reach_only_that_kind(scoped_run) -> None:
     pipeline, _, _ = scoped_run
     task = pipeline.config.tasks[0]
@@ -128,6 +150,9 @@ def test_by_kind_training_settings_reach_only_that_kind(scoped_run) -> None:
         ({"reference_ablations": [{"source": "nonsense"}]}, r"nonsense"),
         ({"tuning": {"compare_methods": ["eng-ft"]}}, r"'eng-ft' has no t"),
         ({"tuning": {"compare_langs": ["xx"]}}, r"compare_langs: \['xx'\] not in"),
+        ({"tuning": {"compare_fixed": [{"t": [2], "langs": ["xx"]}]}}, r"compare_fixed\[0\]\.langs: \['xx'\]"),
+        ({"tuning": {"compare_fixed": [{"t": [2], "methods": ["base"]}]}}, r"compare_fixed\[0\]\.methods: 'base'"),
+        ({"tuning": {"compare_fixed": [{"t": []}]}}, r"compare_fixed\.0\.t"),
         ({"training": {"by_kind": {"ia3": {"task": {"learning_rat": 1}}}}}, r"unknown training setting"),
         ({"training": {"by_kind": {"gru": {}}}}, r"training\.by_kind"),
     ],
