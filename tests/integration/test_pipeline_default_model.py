@@ -70,6 +70,9 @@ def test_benchmark_config_in_miniature_on_gemma(tmp_path: Path) -> None:
         ("lora", "de", 0),
         ("lora", "de", 1),
     }
-    assert {s.t for s in records.scored if s.selection == "fixed"} == {1.0, 2.0, 4.0}
+    fixed = {(s.method, s.lang, s.t) for s in records.scored if s.selection == "fixed"}
+    assert {t for _, lang, t in fixed if lang == "de"} == {0.25, 0.5, 1.0, 2.0, 4.0}  # the German curve
+    assert {(lang, t) for _, lang, t in fixed if lang != "de"} == {("ru", 1.0), ("zh", 1.0)}  # t = 1 everywhere
+    assert {method for method, _, _ in fixed} == {"adamergex"}
     assert any(d["type"] == "reference_stability" for d in records.diagnostics.values())
     assert "adamergex@task-text" in (results / "results.md").read_text()
