@@ -275,7 +275,8 @@ def bottom_levels(steps: Sequence[Step], cost: dict[str, float]) -> dict[str, fl
     return level
 
 
-def topological_order(steps: Sequence[Step]) -> list[str]:
+def _edges(steps: Sequence[Step]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Each step's count of predecessors in the graph, and each step's successors (deps outside it ignored)."""
     known = {step.key for step in steps}
     indegree = {step.key: sum(dep in known for dep in step.deps) for step in steps}
     children: dict[str, list[str]] = defaultdict(list)
@@ -283,6 +284,11 @@ def topological_order(steps: Sequence[Step]) -> list[str]:
         for dep in step.deps:
             if dep in known:
                 children[dep].append(step.key)
+    return indegree, children
+
+
+def topological_order(steps: Sequence[Step]) -> list[str]:
+    indegree, children = _edges(steps)
     ready = [key for key, count in indegree.items() if count == 0]
     order = []
     while ready:
@@ -301,13 +307,7 @@ def list_schedule(steps: Sequence[Step], workers: int, cost: dict[str, float]) -
     """Greedy list scheduling on ``workers`` identical GPUs: whenever one is free, it starts the ready step with
     the longest path to the end of the graph (a step is ready when all its predecessors have finished)."""
     level = bottom_levels(steps, cost)
-    known = {step.key for step in steps}
-    waiting = {step.key: sum(dep in known for dep in step.deps) for step in steps}
-    children: dict[str, list[str]] = defaultdict(list)
-    for step in steps:
-        for dep in step.deps:
-            if dep in known:
-                children[dep].append(step.key)
+    waiting, children = _edges(steps)
     ready = [(-level[key], key) for key, count in waiting.items() if count == 0]
     heapq.heapify(ready)
     running: list[tuple[float, str]] = []
