@@ -288,3 +288,69 @@ def format_estimate(estimates: Sequence[StepEstimate], calibration: Calibration,
     if calibration.settings != current_settings:
         lines.append("the calibration measured other settings than this config's: rerun with --calibrate")
     return lines
+
+
+@dataclass(frozen=True)
+class MeasuredStep:
+    """A sealed step of a run's cache: its class, its estimate from a calibration and the compute time it recorded
+    (training: ``training.json``'s ``wall_time_s``, which carries on across a resume from a checkpoint;
+    evaluation: ``result.json``'s ``seconds`` of scoring; merges record none)."""
+
+    kind: str
+    key: str
+    cls: str
+    estimated_s: float | None
+    measured_s: float | None
+
+
+def measured_steps(cache_root: Path, calibration: Calibration, source_lang: str) -> list[MeasuredStep]:
+    """Every sealed step under ``cache_root`` with its estimated and recorded seconds, in key order per kind."""
+    from adamergex.pipeline.cache import MANIFEST
+
+    out = []
+    for manifest in sorted(Path(cache_root).glob(f"*/*/{MANIFEST}")):
+        folder = manifest.parent
+        if folder.name.startswith(".") or folder.parent.name.startswith("."):
+            continue
+        try:
+            step = json.loads(manifest.read_text(encoding="utf-8"))
+            kind, inputs, key = folder.parent.name, dict(step["inputs"]), str(step["key"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise AdamergexError(f"{manifest} is not a step manifest ({error})") from None
+        cls = step_class(kind, inputs, source_lang)
+        cost, units = calibration.costs.get(cls), step_units(kind, inputs)
+        estimated = cost.seconds(units) if cost is not None and units is not None else None
+        out.append(MeasuredStep(kind, key, cls, estimated, _recorded_seconds(folder, kind)))
+    return out
+
+
+def _recorded_seconds(folder: Path, kind: str) -> float | None:
+    name, field_name = {"eval": ("result.json", "seconds")}.get(kind, ("training.json", "wall_time_s"))
+    path = folder / name
+    if kind == "merge" or not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get(field_name)
+    except (OSError, ValueError) as error:
+        raise AdamergexError(f"{path} is not readable JSON ({error})") from None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def format_measured(steps: Sequence[MeasuredStep]) -> list[str]:
+    """Per class: steps, seconds recorded, seconds estimated for the same steps, and their ratio; then totals."""
+    groups: dict[str, list[MeasuredStep]] = defaultdict(list)
+    for step in steps:
+        groups[step.cls].append(step)
+    lines = [f"{'class':<16} {'steps':>5} {'recorded':>10} {'estimated':>10} {'ratio':>6}"]
+
+    def row(name: str, group: Sequence[MeasuredStep]) -> str:
+        both = [s for s in group if s.measured_s is not None and s.estimated_s is not None]
+        recorded = sum(s.measured_s for s in both if s.measured_s is not None)
+        estimated = sum(s.estimated_s for s in both if s.estimated_s is not None)
+        ratio = f"{recorded / estimated:.2f}" if estimated > 0 else "–"
+        note = f"  ({len(group) - len(both)} without a record)" if len(both) < len(group) else ""
+        return f"{name:<16} {len(group):>5} {recorded / 60:>8.1f} m {estimated / 60:>8.1f} m {ratio:>6}{note}"
+
+    lines += [row(cls, group) for cls, group in sorted(groups.items())]
+    lines.append(row("total", steps))
+    return lines
