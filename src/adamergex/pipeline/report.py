@@ -247,6 +247,19 @@ def _reading(cosine: float, null_sd: float | None, reference: float | None, task
     return f"{100 * cosine / ceiling:.0f}% of the replicate ceiling √(ref · task) = {ceiling:.3f}"
 
 
+def _wall_time_line(facts: dict[str, Any]) -> str:
+    """The run's wall time; when it found steps in the cache, says so: their compute is not in that time."""
+    minutes = facts["wall_time_s"] / 60
+    log = facts.get("log") or {}
+    executed, cached = len(log.get("executed", [])), len(log.get("cached", []))
+    if not cached:
+        return f"Wall time of this run: {minutes:.1f} min.\n"
+    return (
+        f"Wall time of this run: {minutes:.1f} min, computing {executed} steps and finding {cached} in the step "
+        "cache (earlier runs' compute, not in that time).\n"
+    )
+
+
 def render_markdown(analysis: Analysis, records: dict[str, Any], facts: dict[str, Any] | None = None) -> str:
     """``results.md`` from an :class:`Analysis`, the run's records (header, notes, diagnostics) and its
     ``run.json`` facts (wall time, training times), where known."""
@@ -256,7 +269,7 @@ def render_markdown(analysis: Analysis, records: dict[str, Any], facts: dict[str
     if info.get("header"):
         out.append(info["header"] + "\n")
     if facts.get("wall_time_s") is not None:
-        out.append(f"Wall time of this run: {facts['wall_time_s'] / 60:.1f} min.\n")
+        out.append(_wall_time_line(facts))
     learned = training_markdown(trained_adapters(records.get("training", {}), facts.get("training_time_s", {})))
     if learned:
         out.append(learned)

@@ -151,3 +151,12 @@ def test_csv_with_wrong_columns_is_refused(tmp_path: Path) -> None:
     path.write_text("task,method\nx,y\n")
     with pytest.raises(Exception, match="expected task,kind,method"):
         read_csv(path, {"x": "multiple_choice"})
+
+
+def test_wall_time_says_when_steps_came_from_the_cache() -> None:
+    analysis = analyse(_run(), INFO, resamples=50)
+    fresh = render_markdown(analysis, {"info": INFO}, {"wall_time_s": 120.0, "log": {"executed": ["a", "b"]}})
+    assert "Wall time of this run: 2.0 min.\n" in fresh
+    resumed = {"wall_time_s": 600.0, "log": {"executed": ["a"], "cached": ["b", "c"]}}
+    text = render_markdown(analysis, {"info": INFO}, resumed)
+    assert "Wall time of this run: 10.0 min, computing 1 steps and finding 2 in the step cache" in text
