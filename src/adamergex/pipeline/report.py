@@ -98,7 +98,7 @@ def comparison_table(comparisons: Sequence[Comparison], gaps: Sequence[Compariso
     pooled = any(c.lang == "pooled" for c in comparisons)
     columns = langs + (["pooled"] if pooled else [])
     gap = {g.lang: g.difference for g in gaps}
-    gap_column = bool(gaps) and all(lang in gap for lang in columns)
+    gap_column = bool(gaps) and all(lang in gap for lang in columns) and gap_resolved(gaps, columns[-1])
     cell = {(c.variant, c.lang): c for c in comparisons}
     out = [f"#### {title}\n", "| method | " + " | ".join(columns) + (" | gap closed |" if gap_column else " |")]
     out.append("|---" * (len(columns) + 1 + gap_column) + "|")
@@ -117,16 +117,27 @@ def comparison_table(comparisons: Sequence[Comparison], gaps: Sequence[Compariso
     return out
 
 
+def gap_resolved(gaps: Sequence[Comparison], lang: str) -> bool:
+    """Whether Eng-FT's transfer gap in ``lang`` (or ``pooled``) is positive with its interval above 0: a share
+    of a gap that may be zero or negative is noise, not a result."""
+    g = next((g for g in gaps if g.lang == lang), None)
+    return g is not None and g.difference > 0 and (g.low is None or g.low > 0)
+
+
 def gap_line(gaps: Sequence[Comparison], source: str) -> str:
     parts = []
     for g in gaps:
         interval = "" if g.low is None else f" [{_signed(g.low)}, {_signed(g.high)}]"
         parts.append(f"{g.lang} {_signed(g.difference)}{interval}")
+    last = "pooled" if any(g.lang == "pooled" for g in gaps) else gaps[-1].lang
+    reading = (
+        ". *gap closed* = the method's difference to Eng-FT divided by this gap (last column's languages)."
+        if gap_resolved(gaps, last)
+        else f". No *gap closed* column: the {last} gap's interval reaches 0 or below, so a share of it is not "
+        "resolved."
+    )
     return (
-        f"Transfer gap of Eng-FT ({source} − target, points, paired by translated item): "
-        + "; ".join(parts)
-        + ". *gap closed* = the method's difference to Eng-FT divided by this gap (last column's "
-        "languages)."
+        f"Transfer gap of Eng-FT ({source} − target, points, paired by translated item): " + "; ".join(parts) + reading
     )
 
 
@@ -296,6 +307,18 @@ def render_markdown(analysis: Analysis, records: dict[str, Any], facts: dict[str
                     ),
                     "",
                 ]
+        for metric in metrics[:1]:
+            rows = [
+                c
+                for c in comparisons.get((task, adapter, metric), [])
+                if c.reference != "eng-ft" and not c.reference.startswith("arimerge")
+            ]
+            for reference in dict.fromkeys(c.reference for c in rows):
+                title = (
+                    f"Reference-domain ablation vs {reference} (the same merge on the run's own reference "
+                    f"adapters): {metric} difference (points; paired 95% CI; exact McNemar p)"
+                )
+                out += [*comparison_table([c for c in rows if c.reference == reference], [], title), ""]
         chosen = [c for c in analysis.chosen_t if c["task"] == task and c["adapter"] == adapter]
         if chosen:
             out += [*chosen_t_table(chosen), ""]

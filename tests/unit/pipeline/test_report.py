@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adamergex.evaluation.paired import mcnemar_exact
-from adamergex.pipeline.analysis import analyse
+from adamergex.pipeline.analysis import Comparison, analyse
 from adamergex.pipeline.predictions import Scored, read_csv, to_csv
-from adamergex.pipeline.report import render_markdown, write_report
+from adamergex.pipeline.report import comparison_table, gap_line, render_markdown, write_report
 
 INFO = {
     "source_lang": "en",
@@ -160,3 +160,34 @@ def test_wall_time_says_when_steps_came_from_the_cache() -> None:
     resumed = {"wall_time_s": 600.0, "log": {"executed": ["a"], "cached": ["b", "c"]}}
     text = render_markdown(analysis, {"info": INFO}, resumed)
     assert "Wall time of this run: 10.0 min, computing 1 steps and finding 2 in the step cache" in text
+
+
+def _gap(lang: str, difference: float, low: float | None, high: float | None) -> Comparison:
+    return Comparison("t", "lora", "accuracy", "eng-ft", "eng-ft@en", lang, difference, low, high, 100)
+
+
+def test_gap_closed_only_for_a_resolved_gap() -> None:
+    rows = [Comparison("t", "lora", "accuracy", "adamergex", "eng-ft", "de", 0.02, -0.01, 0.05, 100, (3, 1), 0.6)]
+    resolved = [_gap("de", 0.08, 0.02, 0.14)]
+    table = comparison_table(rows, resolved, "title")
+    assert table[1] == "| method | de | gap closed |" and table[-1].endswith("| 25% |")
+    assert "*gap closed* = " in gap_line(resolved, "en")
+    for unresolved in (
+        [_gap("de", 0.08, -0.02, 0.18)],
+        [_gap("de", -0.03, -0.08, 0.02)],
+        [_gap("de", 0.0, None, None)],
+    ):
+        table = comparison_table(rows, unresolved, "title")
+        assert table[1] == "| method | de |" and "%" not in table[-1]
+        assert "No *gap closed* column: the de gap's interval reaches 0 or below" in gap_line(unresolved, "en")
+
+
+def test_a_reference_ablation_gets_its_own_table() -> None:
+    analysis = analyse(_run(), INFO, resamples=50)
+    ablation = Comparison(
+        "multiemo", "lora", "accuracy", "adamergex@task-text", "adamergex", "de", -0.05, -0.1, 0.0, 8, (1, 2), 1.0
+    )
+    analysis.comparisons.append(ablation)
+    text = render_markdown(analysis, {"info": INFO})
+    assert "#### Reference-domain ablation vs adamergex (the same merge on the run's own reference adapters)" in text
+    assert "| adamergex@task-text | −5.0 [−10.0, +0.0] p=1.000 |" in text
