@@ -70,12 +70,28 @@ class Comparison:
     p_value: float | None = None
 
 
+@dataclass(frozen=True)
+class LabelShift:
+    """How often ``variant`` predicts each label in ``lang`` beside how often it is the gold label (counts summed
+    over seeds), and the total-variation distance between the two distributions (0: every label predicted as
+    often as it occurs; 1: disjoint). A merge that moves accuracy by moving this distance acts on label priors."""
+
+    task: str
+    adapter: str
+    variant: str
+    lang: str
+    predicted: tuple[int, ...]
+    gold: tuple[int, ...]
+    distance: float
+
+
 @dataclass
 class Analysis:
     scores: list[ScoreRow] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     gaps: list[Comparison] = field(default_factory=list)
     label_counts: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    label_shift: list[LabelShift] = field(default_factory=list)
     chosen_t: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -171,7 +187,29 @@ def analyse(scored: Sequence[Scored], info: dict[str, Any], *, resamples: int = 
                 for s in lang_cells.values()
             )
     analysis.label_counts = _label_counts(scored)
+    analysis.label_shift = label_shift(groups)
     return analysis
+
+
+def label_shift(groups: dict[tuple[str, str, str], Cells]) -> list[LabelShift]:
+    """Predicted vs gold label distribution of every variant and language of a classification task."""
+    out = []
+    for (task, adapter, variant), cells in groups.items():
+        for lang, by_seed in cells.items():
+            runs = list(by_seed.values())
+            labels = [v for s in runs for v in (*s.gold, *s.prediction)]
+            if not labels or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in labels):
+                continue  # generated answers or scores: no label distribution
+            width = max(labels) + 1
+            predicted = np.sum(
+                [np.bincount(np.asarray(s.prediction, dtype=np.int64), minlength=width) for s in runs], 0
+            )
+            gold = np.sum([np.bincount(np.asarray(s.gold, dtype=np.int64), minlength=width) for s in runs], 0)
+            distance = 0.5 * float(np.abs(predicted / predicted.sum() - gold / gold.sum()).sum())
+            out.append(
+                LabelShift(task, adapter, variant, lang, tuple(predicted.tolist()), tuple(gold.tolist()), distance)
+            )
+    return out
 
 
 def _score_rows(

@@ -22,7 +22,7 @@ from typing import Any
 
 from adamergex.errors import AdamergexError
 from adamergex.files import atomic_directory
-from adamergex.pipeline.analysis import Analysis, Comparison, ScoreRow, analyse
+from adamergex.pipeline.analysis import Analysis, Comparison, LabelShift, ScoreRow, analyse
 from adamergex.pipeline.predictions import Scored, read_csv, to_csv
 from adamergex.pipeline.training_summary import plot_training_curves, trained_adapters, training_markdown
 
@@ -152,6 +152,32 @@ def chosen_t_table(chosen: Sequence[dict[str, Any]]) -> list[str]:
         out.append(
             f"| {variant} | " + " | ".join(", ".join(cells.get((variant, lang), ["–"])) for lang in langs) + " |"
         )
+    return out
+
+
+def label_shift_table(shifts: Sequence[LabelShift], labels: Sequence[str], source: str) -> list[str]:
+    """Variants × languages of the predicted-vs-gold total-variation distance, with the most over-predicted
+    label and its excess share."""
+    langs = sorted({x.lang for x in shifts}, key=lambda lang: (lang != source, lang))
+    cell = {(x.variant, x.lang): x for x in shifts}
+    out = [
+        "#### Predicted labels vs gold: total-variation distance (%, counts pooled over seeds) and the most "
+        "over-predicted label (its predicted − gold share, points)\n",
+        "| method | " + " | ".join(f"{lang} (source)" if lang == source else lang for lang in langs) + " |",
+        "|---" * (len(langs) + 1) + "|",
+    ]
+    for variant in dict.fromkeys(x.variant for x in shifts):
+        cells = []
+        for lang in langs:
+            x = cell.get((variant, lang))
+            if x is None:
+                cells.append("–")
+                continue
+            excess = [p / sum(x.predicted) - g / sum(x.gold) for p, g in zip(x.predicted, x.gold, strict=True)]
+            top = max(range(len(excess)), key=lambda i: excess[i])
+            name = labels[top] if top < len(labels) else str(top)
+            cells.append(f"{100 * x.distance:.1f} ({name} {_signed(excess[top])})")
+        out.append(f"| {variant} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -319,6 +345,9 @@ def render_markdown(analysis: Analysis, records: dict[str, Any], facts: dict[str
                     f"adapters): {metric} difference (points; paired 95% CI; exact McNemar p)"
                 )
                 out += [*comparison_table([c for c in rows if c.reference == reference], [], title), ""]
+        shifts = [x for x in analysis.label_shift if x.task == task and x.adapter == adapter]
+        if shifts:
+            out += [*label_shift_table(shifts, info["tasks"][task].get("labels", []), source), ""]
         chosen = [c for c in analysis.chosen_t if c["task"] == task and c["adapter"] == adapter]
         if chosen:
             out += [*chosen_t_table(chosen), ""]
@@ -387,6 +416,7 @@ def write_report(folder: Path, out: Path | None = None, *, force: bool = True) -
             "comparisons": [asdict(c) for c in analysis.comparisons],
             "transfer_gap": [asdict(g) for g in analysis.gaps],
             "label_counts": analysis.label_counts,
+            "label_shift": [asdict(x) for x in analysis.label_shift],
             "chosen_t": analysis.chosen_t,
             "curves": records.get("curves", {}),
         }

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adamergex.evaluation.paired import mcnemar_exact
-from adamergex.pipeline.analysis import Comparison, analyse
+from adamergex.pipeline.analysis import Comparison, analyse, group_cells, label_shift
 from adamergex.pipeline.predictions import Scored, read_csv, to_csv
-from adamergex.pipeline.report import comparison_table, gap_line, render_markdown, write_report
+from adamergex.pipeline.report import comparison_table, gap_line, label_shift_table, render_markdown, write_report
 
 INFO = {
     "source_lang": "en",
@@ -191,3 +191,18 @@ def test_a_reference_ablation_gets_its_own_table() -> None:
     text = render_markdown(analysis, {"info": INFO})
     assert "#### Reference-domain ablation vs adamergex (the same merge on the run's own reference adapters)" in text
     assert "| adamergex@task-text | −5.0 [−10.0, +0.0] p=1.000 |" in text
+
+
+def test_label_shift_by_hand() -> None:
+    def scored(method: str, seed: int, gold: tuple[int, ...], prediction: tuple[int, ...]) -> Scored:
+        ids = tuple(f"i{k}" for k in range(len(gold)))
+        return Scored("multiemo", "lora", method, "de", seed, None, "", ids, gold, prediction)
+
+    runs = [scored("eng-ft", 0, (0, 0, 1, 1), (0, 0, 0, 0)), scored("eng-ft", 1, (0, 0, 1, 1), (0, 0, 1, 0))]
+    [shift] = label_shift(group_cells(runs, "", ["eng-ft"]))
+    # predicted 7 of label 0 and 1 of label 1 over two seeds, gold 4 and 4: |7/8 − 1/2| = 3/8
+    assert (shift.predicted, shift.gold, shift.distance) == ((7, 1), (4, 4), pytest.approx(3 / 8))
+    text = label_shift_table([shift], ["a", "b"], "en")
+    assert text[-1] == "| eng-ft | 37.5 (a +37.5) |"
+    generated = Scored("mgsm", "lora", "eng-ft", "de", 0, None, "", ("i",), ("12",), ("13",))
+    assert label_shift(group_cells([generated], "", ["eng-ft"])) == []
