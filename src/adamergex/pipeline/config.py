@@ -88,9 +88,13 @@ class FixedTSpec(_Strict):
     t: list[float] = Field(min_length=1, description="The t values.")
     langs: list[str] | None = Field(None, min_length=1, description="Target languages (default: every target).")
     methods: list[Method] | None = Field(None, min_length=1, description="Methods (default: every method with a t).")
+    adapters: list[AdapterKind] | None = Field(None, min_length=1, description="Adapter kinds (default: all).")
 
-    def covers(self, lang: str, method: str) -> bool:
-        return (self.langs is None or lang in self.langs) and (self.methods is None or method in self.methods)
+    def covers(self, lang: str, method: str, adapter: str) -> bool:
+        return all(
+            allowed is None or value in allowed
+            for value, allowed in ((lang, self.langs), (method, self.methods), (adapter, self.adapters))
+        )
 
 
 class TuningSpec(_Strict):
@@ -420,6 +424,12 @@ class ExperimentConfig(_Strict):
             unknown_langs = [lang for lang in langs or [] if lang not in targets]
             if unknown_langs:
                 raise ValueError(f"{langs_field}: {unknown_langs} not in the target languages {sorted(targets)}")
+        for i, extra in enumerate(tuning.compare_fixed):
+            unknown_kinds = [kind for kind in extra.adapters or [] if kind not in self.adapters]
+            if unknown_kinds:
+                raise ValueError(
+                    f"tuning.compare_fixed[{i}].adapters: {unknown_kinds} not in the run's adapters {self.adapters}"
+                )
 
     def _check_target_dev(self) -> None:
         tuning = self.tuning

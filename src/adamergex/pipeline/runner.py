@@ -873,7 +873,7 @@ class Pipeline:
         in_methods = tuning.compare_methods is None or name in tuning.compare_methods
         fixed_t = list(tuning.compare_t) if in_langs and in_methods else []
         for extra in tuning.compare_fixed:
-            if extra.covers(lang, name):
+            if extra.covers(lang, name, adapter):
                 fixed_t += extra.t
         chosen += [(float(t), "fixed") for t in dict.fromkeys(fixed_t)]
         return chosen

@@ -105,20 +105,27 @@ def test_compare_fixed_adds_t_values_on_its_own_languages_and_methods(experiment
         experiment(
             tmp_path / "sets",
             methods=["eng-ft", "adamergex", "arimerge"],
+            adapters=["lora", "ia3"],
             tuning={
                 "dev": "source",
                 "grid": [0.0],
                 "compare_t": [1.0],
                 "compare_methods": ["adamergex"],
-                "compare_fixed": [{"t": [1.0, 3.0], "methods": ["arimerge"], "langs": ["de"]}],
+                "compare_fixed": [
+                    {"t": [1.0, 3.0], "methods": ["arimerge"], "langs": ["de"]},
+                    {"t": [4.0], "methods": ["adamergex"], "adapters": ["ia3"]},
+                ],
             },
             training=TINY_TRAINING,
         )
     )
     pipeline = Pipeline(config, dry_run=True)
     pipeline.run()
-    planned_merges = sorted(step.name for step in pipeline.log.plan.values() if step.kind == "merge")
-    assert planned_merges == ["adamergex/de/t=1", "arimerge/de/t=1", "arimerge/de/t=3"]
+    planned = sorted((step.inputs["adapter"], step.name) for step in pipeline.log.plan.values() if step.kind == "merge")
+    per_kind = ["adamergex/de/t=1", "arimerge/de/t=1", "arimerge/de/t=3"]
+    assert planned == sorted(
+        [("lora", name) for name in per_kind] + [("ia3", name) for name in per_kind] + [("ia3", "adamergex/de/t=4")]
+    )
     assert "1, 3" in pipeline._selection_notes()["fixed"]
 
 
@@ -153,6 +160,7 @@ def test_by_kind_training_settings_reach_only_that_kind(scoped_run) -> None:
         ({"tuning": {"compare_fixed": [{"t": [2], "langs": ["xx"]}]}}, r"compare_fixed\[0\]\.langs: \['xx'\]"),
         ({"tuning": {"compare_fixed": [{"t": [2], "methods": ["base"]}]}}, r"compare_fixed\[0\]\.methods: 'base'"),
         ({"tuning": {"compare_fixed": [{"t": []}]}}, r"compare_fixed\.0\.t"),
+        ({"tuning": {"compare_fixed": [{"t": [2], "adapters": ["ia3"]}]}}, r"compare_fixed\[0\]\.adapters: \['ia3'\]"),
         ({"training": {"by_kind": {"ia3": {"task": {"learning_rat": 1}}}}}, r"unknown training setting"),
         ({"training": {"by_kind": {"gru": {}}}}, r"training\.by_kind"),
     ],
