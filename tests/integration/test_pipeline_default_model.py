@@ -74,5 +74,6 @@ def test_benchmark_config_in_miniature_on_gemma(tmp_path: Path) -> None:
     assert {t for _, lang, t in fixed if lang == "de"} == {0.25, 0.5, 1.0, 2.0, 4.0}  # the German curve
     assert {(lang, t) for _, lang, t in fixed if lang != "de"} == {("ru", 1.0), ("zh", 1.0)}  # t = 1 everywhere
     assert {method for method, _, _ in fixed} == {"adamergex"}
+    assert {s.kind for s in records.scored if s.selection == "fixed" and s.t != 1.0} == {"lora"}  # LoRA's curve
     assert any(d["type"] == "reference_stability" for d in records.diagnostics.values())
     assert "adamergex@task-text" in (results / "results.md").read_text()

@@ -20,7 +20,7 @@ PUBLISHED = sorted({path.parent for path in RESULTS.rglob("predictions.csv")})
 
 
 def test_the_demo_and_the_benchmark_are_published() -> None:
-    assert RESULTS in PUBLISHED
+    assert RESULTS in PUBLISHED and RESULTS / "multiemo" in PUBLISHED
 
 
 @pytest.fixture(params=PUBLISHED, ids=lambda path: str(path.relative_to(RESULTS.parent)))
