@@ -102,6 +102,16 @@ def entry_problem(folder: Path, key: str) -> str | None:
     return None
 
 
+def sealed_manifests(root: Path) -> list[Path]:
+    """The manifest of every sealed entry under a cache root (``STEP/KEY/step.json``), sorted; scratch and
+    replaced folders (names starting with a dot) are not entries."""
+    return [
+        manifest
+        for manifest in sorted(Path(root).glob(f"*/*/{MANIFEST}"))
+        if not (manifest.parent.name.startswith(".") or manifest.parent.parent.name.startswith("."))
+    ]
+
+
 class StepCache:
     """Step folders under ``root/<step>/<key[:16]>``, verified before reuse and produced under a lock.
 
@@ -152,10 +162,8 @@ class StepCache:
         Returns the number of entries checked and a line per damaged entry (removed unless ``read_only``).
         """
         checked, damaged = 0, []
-        for manifest in sorted(self.root.glob(f"*/*/{MANIFEST}")):
+        for manifest in sealed_manifests(self.root):
             folder = manifest.parent
-            if folder.parent.name.startswith(".") or folder.name.startswith("."):
-                continue
             checked += 1
             try:
                 key = str(json.loads(manifest.read_text(encoding="utf-8"))["key"])

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -81,6 +82,11 @@ class TaskSpec(_Strict):
         raise ValueError(f"task {self.name!r} has no {role} split among {list(available)}; set {role}_split")
 
 
+def _within(*pairs: tuple[Any, Sequence[Any] | None]) -> bool:
+    """Whether each value is in its allowed list (None allows every value)."""
+    return all(allowed is None or value in allowed for value, allowed in pairs)
+
+
 class FixedTSpec(_Strict):
     """Fixed t values evaluated on the test set for some languages and methods (e.g. a sensitivity curve on one
     language), beside ``tuning.compare_t``."""
@@ -91,10 +97,7 @@ class FixedTSpec(_Strict):
     adapters: list[AdapterKind] | None = Field(None, min_length=1, description="Adapter kinds (default: all).")
 
     def covers(self, lang: str, method: str, adapter: str) -> bool:
-        return all(
-            allowed is None or value in allowed
-            for value, allowed in ((lang, self.langs), (method, self.methods), (adapter, self.adapters))
-        )
+        return _within((lang, self.langs), (method, self.methods), (adapter, self.adapters))
 
 
 class TuningSpec(_Strict):
@@ -140,6 +143,12 @@ class TuningSpec(_Strict):
             raise ValueError(f"budget {self.budget} is smaller than the {len(set(self.grid))}-point grid")
         return self
 
+    def fixed_sets(self) -> list[FixedTSpec]:
+        """Every set of fixed t values scored on the test set: ``compare_t`` on ``compare_langs`` and
+        ``compare_methods``, then each ``compare_fixed`` entry."""
+        main = FixedTSpec.model_construct(t=self.compare_t, langs=self.compare_langs, methods=self.compare_methods)
+        return ([main] if self.compare_t else []) + self.compare_fixed
+
 
 class ScopeSpec(_Strict):
     """Where one method is scored: a subset of the target languages, seeds and adapter kinds (default: all).
@@ -152,10 +161,7 @@ class ScopeSpec(_Strict):
     adapters: list[AdapterKind] | None = Field(None, min_length=1, description="Adapter kinds (default: all).")
 
     def covers(self, lang: str, seed: int, adapter: str) -> bool:
-        return all(
-            allowed is None or value in allowed
-            for value, allowed in ((lang, self.langs), (seed, self.seeds), (adapter, self.adapters))
-        )
+        return _within((lang, self.langs), (seed, self.seeds), (adapter, self.adapters))
 
 
 class ReferenceAblationSpec(ScopeSpec):
@@ -412,24 +418,25 @@ class ExperimentConfig(_Strict):
             if not_merges:
                 raise ValueError(f"reference_ablations[{i}].methods: {not_merges} are not merges")
         tuning = self.tuning
-        sets = [("tuning.compare_methods", "tuning.compare_langs", tuning.compare_methods, tuning.compare_langs)]
-        sets += [
-            (f"tuning.compare_fixed[{i}].methods", f"tuning.compare_fixed[{i}].langs", extra.methods, extra.langs)
-            for i, extra in enumerate(tuning.compare_fixed)
+        # (where each list is set, then the methods, languages and kinds): compare_t's, then compare_fixed's
+        Lists = tuple[tuple[str, str, str], Sequence[str] | None, Sequence[str] | None, Sequence[str] | None]
+        sets: list[Lists] = [
+            (("tuning.compare_methods", "tuning.compare_langs", ""), tuning.compare_methods, tuning.compare_langs, None)
         ]
-        for methods_field, langs_field, methods, langs in sets:
+        for i, extra in enumerate(tuning.compare_fixed):
+            where = f"tuning.compare_fixed[{i}]"
+            fields = (f"{where}.methods", f"{where}.langs", f"{where}.adapters")
+            sets.append((fields, extra.methods, extra.langs, extra.adapters))
+        for (methods_field, langs_field, adapters_field), methods, langs, adapters in sets:
             for method in methods or []:
                 if not METHODS[method].takes_t:
                     raise ValueError(f"{methods_field}: {method!r} has no t")
             unknown_langs = [lang for lang in langs or [] if lang not in targets]
             if unknown_langs:
                 raise ValueError(f"{langs_field}: {unknown_langs} not in the target languages {sorted(targets)}")
-        for i, extra in enumerate(tuning.compare_fixed):
-            unknown_kinds = [kind for kind in extra.adapters or [] if kind not in self.adapters]
+            unknown_kinds = [kind for kind in adapters or [] if kind not in self.adapters]
             if unknown_kinds:
-                raise ValueError(
-                    f"tuning.compare_fixed[{i}].adapters: {unknown_kinds} not in the run's adapters {self.adapters}"
-                )
+                raise ValueError(f"{adapters_field}: {unknown_kinds} not in the run's adapters {self.adapters}")
 
     def _check_target_dev(self) -> None:
         tuning = self.tuning

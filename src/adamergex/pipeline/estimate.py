@@ -305,13 +305,11 @@ class MeasuredStep:
 
 def measured_steps(cache_root: Path, calibration: Calibration, source_lang: str) -> list[MeasuredStep]:
     """Every sealed step under ``cache_root`` with its estimated and recorded seconds, in key order per kind."""
-    from adamergex.pipeline.cache import MANIFEST
+    from adamergex.pipeline.cache import sealed_manifests
 
     out = []
-    for manifest in sorted(Path(cache_root).glob(f"*/*/{MANIFEST}")):
+    for manifest in sealed_manifests(cache_root):
         folder = manifest.parent
-        if folder.name.startswith(".") or folder.parent.name.startswith("."):
-            continue
         try:
             step = json.loads(manifest.read_text(encoding="utf-8"))
             kind, inputs, key = folder.parent.name, dict(step["inputs"]), str(step["key"])

@@ -627,7 +627,7 @@ class Pipeline:
                 role = "the headline" if setting == tuning.dev else "a comparison"
                 chosen_on = self._chosen_on(spec, setting)
                 notes[f"{spec.name}/{SELECTIONS[setting]}"] = f"{spec.name}: t {chosen_on}; {role}."
-        fixed = [*tuning.compare_t, *(t for extra in tuning.compare_fixed for t in extra.t)]
+        fixed = [t for spec in tuning.fixed_sets() for t in spec.t]
         if fixed:
             values = ", ".join(f"{t:g}" for t in sorted(set(fixed)))
             notes["fixed"] = (
@@ -859,7 +859,7 @@ class Pipeline:
         name: str,
     ) -> list[tuple[float, str]]:
         """The (t, selection) pairs to report for ``method`` (reported as ``name``): fixed ones, or one per
-        selection setting, plus the fixed comparison values ``tuning.compare_t``."""
+        selection setting, plus the fixed t values of ``tuning.fixed_sets()`` that cover it."""
         fixed = self._t_values()
         if fixed is not None:
             return [(t, "fixed") for t in fixed]
@@ -869,12 +869,7 @@ class Pipeline:
             t = self._tune(records, method, adapter, seed, task, lang, parts, setting, name)
             if t is not None:
                 chosen.append((t, SELECTIONS[setting]))
-        in_langs = tuning.compare_langs is None or lang in tuning.compare_langs
-        in_methods = tuning.compare_methods is None or name in tuning.compare_methods
-        fixed_t = list(tuning.compare_t) if in_langs and in_methods else []
-        for extra in tuning.compare_fixed:
-            if extra.covers(lang, name, adapter):
-                fixed_t += extra.t
+        fixed_t = [t for spec in tuning.fixed_sets() if spec.covers(lang, name, adapter) for t in spec.t]
         chosen += [(float(t), "fixed") for t in dict.fromkeys(fixed_t)]
         return chosen
 
