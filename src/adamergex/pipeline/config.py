@@ -299,6 +299,13 @@ class ExecutorSpec(_Strict):
     address: str | None = Field(
         None, description="Ray cluster address (e.g. auto, or ray://host:10001); default: a local Ray instance."
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch intra-op CPU threads every step computes with, in this process and in every Ray worker "
+        "alike (float32 training is not bit-identical across thread counts); default: the CPUs this process may "
+        "use when the run starts. A cached step keeps the bits of the run that computed it.",
+    )
     resources: dict[StepKind, StepResources] = Field(
         default_factory=dict,
         description="Per step kind (reference, task, merge, eval), what a step reserves (default: 1 CPU, GPUs "
@@ -307,6 +314,12 @@ class ExecutorSpec(_Strict):
 
     def resources_for(self, kind: StepKind) -> StepResources:
         return self.resources.get(kind, StepResources())
+
+    def threads_or_default(self) -> int:
+        """:attr:`threads`, or the CPUs this process may use."""
+        from adamergex.threads import available_cpus
+
+        return self.threads if self.threads is not None else available_cpus()
 
     @model_validator(mode="after")
     def _processes_fit(self) -> ExecutorSpec:

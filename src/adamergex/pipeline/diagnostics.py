@@ -30,6 +30,7 @@ import torch
 from adamergex.adapters.types import Adapter, IA3Adapter, LoraAdapter
 from adamergex.errors import AdamergexError
 from adamergex.tensors import lowrank_frobenius_norm, lowrank_inner
+from adamergex.threads import single_threaded
 
 Factors = tuple[torch.Tensor, torch.Tensor]
 
@@ -71,6 +72,7 @@ def _difference(plus: LoraAdapter, minus: LoraAdapter, name: str) -> Factors | N
     return torch.cat(parts_A, dim=0), torch.cat(parts_B, dim=1)
 
 
+@single_threaded
 def language_gap_alignment(
     task_source: LoraAdapter, task_target: LoraAdapter, reference_target: LoraAdapter, reference_source: LoraAdapter
 ) -> list[ModuleDiagnostic]:
@@ -103,6 +105,7 @@ def language_gap_alignment(
     return results
 
 
+@single_threaded
 def ia3_language_gap_alignment(
     task_source: IA3Adapter, task_target: IA3Adapter, reference_target: IA3Adapter, reference_source: IA3Adapter
 ) -> list[ModuleDiagnostic]:

@@ -29,6 +29,7 @@ from rich.markup import escape
 from adamergex.errors import AdamergexError
 from adamergex.pipeline.config import ExperimentConfig, StepKind
 from adamergex.pipeline.runner import Pipeline, PlannedStep, RunRecords, StepTiming, run_experiment
+from adamergex.threads import torch_threads
 
 #: Submission order of ready steps: trainings (the long steps that start every chain) first; Ray starts queued
 #: tasks of one resource shape roughly in the order they were submitted.
@@ -85,7 +86,11 @@ class RayExecutor:
         self.config = config
         self.console = console
         # Workers read the cache at the absolute path of the output folder (step keys do not depend on it).
-        self.worker_config = config.model_copy(update={"output": config.output.resolve()}).model_dump_json()
+        # ... and compute with the driver's thread count, as the in-process run would (see adamergex.threads).
+        executor = config.executor.model_copy(update={"threads": config.executor.threads_or_default()})
+        self.worker_config = config.model_copy(
+            update={"output": config.output.resolve(), "executor": executor}
+        ).model_dump_json()
         self.planner = Pipeline(config, frontier=True, progress=False, console=Console(file=io.StringIO()))
 
     def run(self) -> list[StepTiming]:
@@ -219,7 +224,8 @@ def compute_step(
         _worker = (config_json, Pipeline(config, progress=False, console=Console(stderr=True)))
     pipeline = _worker[1]
     before = len(pipeline.log.timings)
-    pipeline.run_step(step)
+    with torch_threads(pipeline.config.executor.threads_or_default()):
+        pipeline.run_step(step)
     return pipeline.log.timings[before:]
 
 

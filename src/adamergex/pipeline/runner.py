@@ -37,6 +37,7 @@ from adamergex.pipeline.methods import METHODS, MergeJob, MethodSpec
 from adamergex.pipeline.predictions import Scored, from_eval_record, to_csv
 from adamergex.pipeline.report import PREDICTIONS, RECORDS, RUN, write_report
 from adamergex.pipeline.tuning import information_maximisation, search_t
+from adamergex.threads import torch_threads
 
 if TYPE_CHECKING:
     from adamergex.evaluation.sharding import Shard
@@ -1019,8 +1020,10 @@ def run_experiment(
     time of each adapter.
     """
     started = time.perf_counter() if started is None else started
+    threads = config.executor.threads_or_default()
     pipeline = Pipeline(config, dry_run=dry_run, progress=progress, console=console)
-    records = pipeline.run()
+    with torch_threads(threads):
+        records = pipeline.run()
     if dry_run:
         return pipeline, records, None
     pipeline.log.absorb(executed)
@@ -1030,6 +1033,7 @@ def run_experiment(
     atomic_write_text(run_dir / RECORDS, json.dumps(records.to_json(), indent=2, ensure_ascii=False), force=True)
     facts = {
         "executor": executor,
+        "threads": threads,
         "wall_time_s": time.perf_counter() - started,
         "training_time_s": pipeline.training_times,
         "log": asdict(pipeline.log),

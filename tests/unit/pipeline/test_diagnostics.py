@@ -101,3 +101,29 @@ def test_gap_stability_is_the_same_cosine_across_seeds() -> None:
     assert gap_alignment(rs1, rt1, rt1, rs1)[0].cosine == pytest.approx(1.0)
     with pytest.raises(AdamergexError, match="one kind"):
         gap_alignment(rs1, rt1, rt1, IA3Adapter(config={}, modules={}))
+
+
+def _wide_adapter(seed: int, rank: int) -> LoraAdapter:
+    """Modules of realistic width, whose Gram products a multi-threaded matrix product would split."""
+    generator = torch.Generator().manual_seed(seed)
+    modules = {
+        f"m{i}": LoraModule(
+            torch.randn(rank, 640, generator=generator), torch.randn(2048, rank, generator=generator), 2.0
+        )
+        for i in range(3)
+    }
+    return LoraAdapter(config={"r": rank, "lora_alpha": 2 * rank}, modules=modules)
+
+
+def test_the_diagnostic_does_not_depend_on_the_thread_setting() -> None:
+    adapters = [_wide_adapter(seed, 8) for seed in range(4)]
+    previous = torch.get_num_threads()
+    summaries = []
+    try:
+        for threads in (1, 2, 4):
+            torch.set_num_threads(threads)
+            summaries.append(summarize(gap_alignment(*adapters)))
+            assert torch.get_num_threads() == threads  # the caller's setting is left as it was
+    finally:
+        torch.set_num_threads(previous)
+    assert summaries[0] == summaries[1] == summaries[2]  # bit for bit
