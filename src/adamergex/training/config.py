@@ -58,6 +58,15 @@ class TrainingConfig(BaseModel):
     )
     save_steps: int = Field(50, ge=1, description="Write a checkpoint every N optimizer steps.")
     keep_checkpoints: bool = Field(False, description="Keep the checkpoint folder after a successful run.")
+    snapshot_steps: list[int] = Field(
+        default_factory=list,
+        description=(
+            "Also keep the adapter as it is after each of these optimizer steps, as complete PEFT folders "
+            "'<out>/snapshots/step-NNNNNNN' with their validation loss and provenance. With lr_scheduler constant "
+            "and warmup_ratio 0 the step-k snapshot is the adapter a k-step run gives, bit for bit (a dose series "
+            "from one run)."
+        ),
+    )
     # Adapter
     lora_r: int = Field(8, ge=1, description="LoRA rank r.")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha; the update is scaled by alpha / r.")
@@ -151,6 +160,14 @@ class TrainingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
+        steps = self.snapshot_steps
+        if any(step < 1 for step in steps) or steps != sorted(set(steps)):
+            raise ValueError(f"snapshot_steps must be increasing positive step numbers, got {steps}")
+        if steps and self.max_steps is not None and steps[-1] >= self.max_steps:
+            raise ValueError(
+                f"snapshot_steps: step {steps[-1]} is not before the last step ({self.max_steps}); the adapter "
+                "itself is the last step's, so list only earlier steps"
+            )
         if self.adapter == "lora" and self.feedforward_modules is not None:
             raise ValueError("feedforward_modules applies to ia3 only")
         if self.feedforward_modules and self.target_modules is None:
@@ -165,6 +182,11 @@ class TrainingConfig(BaseModel):
         if self.learning_rate is not None:
             return self.learning_rate
         return LORA_LEARNING_RATE if self.adapter == "lora" else IA3_LEARNING_RATE
+
+    @property
+    def snapshots_exact(self) -> bool:
+        """Whether a step-k snapshot equals a k-step run: the learning rate must not depend on the run's length."""
+        return self.lr_scheduler == "constant" and self.warmup_ratio == 0
 
     @property
     def checkpoint_root(self) -> Path:
@@ -195,7 +217,7 @@ class TrainingConfig(BaseModel):
 
     def hyperparameters(self) -> dict[str, Any]:
         """The settings that shape the adapter (recorded in the sidecar; paths and run control left out)."""
-        skip = {"out", "force", "resume", "checkpoint_dir", "save_steps", "keep_checkpoints"}
+        skip = {"out", "force", "resume", "checkpoint_dir", "save_steps", "keep_checkpoints", "snapshot_steps"}
         skip |= {"report_to", "logging_dir"}
         values = self.model_dump(mode="json", exclude=skip)
         values["learning_rate"] = self.peak_learning_rate

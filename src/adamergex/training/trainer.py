@@ -53,6 +53,7 @@ _STATE_FILE = "trainer_state.json"
 _OPTIMIZER_FILE = "optimizer.pt"
 _SCHEDULER_FILE = "scheduler.pt"
 _KEEP_CHECKPOINTS = 2
+SNAPSHOTS = "snapshots"
 
 
 class NonFiniteLossError(NumericalError):
@@ -79,6 +80,7 @@ class TrainingResult:
         wall_time_s: seconds of training in this process (summed over resumed segments).
         tokens_per_second: non-padding tokens processed per second over all processes.
         record: the provenance record written next to the adapter.
+        snapshots: the adapter after each of ``config.snapshot_steps``, by step (``<out>/snapshots/step-N``).
     """
 
     out: Path
@@ -90,6 +92,7 @@ class TrainingResult:
     wall_time_s: float
     tokens_per_second: float
     record: dict[str, Any] = field(default_factory=dict)
+    snapshots: dict[int, Path] = field(default_factory=dict)
 
 
 StepCallback = Callable[[int, dict[str, Any]], None]
@@ -449,6 +452,8 @@ def _loop(run: _Run, opt: _Optimisation, log: TrainingLog, callbacks: tuple[Step
             refresh=False,
         )
         bar.update(1)
+        if step + 1 in config.snapshot_steps and step + 1 < run.total_steps:
+            _save_snapshot(run, opt, record)
         if not opt.sharded and (step + 1) % config.save_steps == 0 and step + 1 < run.total_steps:
             saved = {**state, "wall_time_s": record["elapsed_s"]}
             _save_checkpoint(run, opt.model, opt.optimizer, opt.scheduler, saved)
@@ -512,8 +517,7 @@ def _finish(run: _Run, opt: _Optimisation, log: TrainingLog, started: float) -> 
     final = {"step": state["step"], "validation_loss": validation_loss, "elapsed_s": wall_time, "final": True}
     log.log(final)
     tokens_per_second = state["tokens"] / wall_time if wall_time > 0 else 0.0
-    window = history[-max(1, min(10, len(history))) :]
-    train_loss = sum(r["loss"] for r in window) / len(window) if window else float("nan")
+    train_loss = _window_loss(history)
     initial_validation_loss = state.get("initial_validation_loss")
     record = _provenance(run, opt.model, state["step"], train_loss, validation_loss, wall_time, started)
     record["initial_validation_loss"] = initial_validation_loss
@@ -531,6 +535,9 @@ def _finish(run: _Run, opt: _Optimisation, log: TrainingLog, started: float) -> 
             write_provenance(tmp, record)
             # The live log already holds step 0, every step and the final record (flushed line by line).
             shutil.copyfile(log.path, tmp / LOG_FILE)
+            snapshots = config.checkpoint_root / SNAPSHOTS
+            if config.snapshot_steps:
+                shutil.copytree(snapshots, tmp / SNAPSHOTS)
         if not config.keep_checkpoints:
             shutil.rmtree(config.checkpoint_root, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -544,7 +551,52 @@ def _finish(run: _Run, opt: _Optimisation, log: TrainingLog, started: float) -> 
         wall_time_s=wall_time,
         tokens_per_second=tokens_per_second,
         record=record,
+        snapshots={step: snapshot_path(config.out, step) for step in config.snapshot_steps},
     )
+
+
+def snapshot_path(out: Path, step: int) -> Path:
+    """Where the adapter after optimizer step ``step`` of the run writing ``out`` is kept."""
+    return out / SNAPSHOTS / f"step-{step:07d}"
+
+
+def _window_loss(history: list[dict[str, Any]]) -> float:
+    """Mean loss of the last (up to) ten steps: a run's reported training loss."""
+    window = history[-max(1, min(10, len(history))) :]
+    return sum(r["loss"] for r in window) / len(window) if window else float("nan")
+
+
+def _save_snapshot(run: _Run, opt: _Optimisation, record: dict[str, Any]) -> None:
+    """Keep the adapter as it is after this step, with its validation loss, as a complete PEFT folder (written
+    atomically under the checkpoint folder, so an interrupted run keeps it; copied into the output at the end)."""
+    config, accelerator, state = run.config, run.accelerator, opt.state
+    step = int(record["step"])
+    if "validation_loss" not in record:
+        record["validation_loss"] = _evaluate(run, opt.model)
+    weights = accelerator.get_state_dict(opt.model)
+    if accelerator.is_main_process:
+        provenance = _provenance(
+            run,
+            opt.model,
+            step,
+            _window_loss(state["history"] + [record]),
+            record["validation_loss"],
+            record["elapsed_s"],
+            time.perf_counter(),
+        )
+        provenance["initial_validation_loss"] = state.get("initial_validation_loss")
+        provenance["snapshot"] = {
+            "step": step,
+            "of_steps": run.total_steps,
+            "equals_run_of_steps": config.snapshots_exact,
+        }
+        folder = snapshot_path(config.checkpoint_root, step)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_directory(folder, force=True) as tmp:
+            accelerator.unwrap_model(opt.model).save_pretrained(tmp, state_dict=weights)
+            provenance["adapter_fingerprint"] = adapter_fingerprint(tmp)
+            write_provenance(tmp, provenance)
+    accelerator.wait_for_everyone()
 
 
 def _provenance(

@@ -244,3 +244,78 @@ def test_learning_rate_schedules(
     )
     result = train_adapter(config, progress=False)
     assert [r["lr"] for r in result.history] == pytest.approx([1e-3 * x for x in expected])
+
+
+def test_a_snapshot_equals_the_run_of_that_many_steps(llama_dir: Path, corpus_file: Path, tmp_path: Path) -> None:
+    """One constant-rate run of 6 steps keeps the adapter after steps 2 and 4; each is bit for bit the adapter of a
+    2- or 4-step run (the dose series of the dose study from one run), with its own validation loss."""
+    common = {"lr_scheduler": "constant", "warmup_ratio": 0.0, "batch_size": 2, "save_steps": 3, "eval_steps": 3}
+    config = reference_config(llama_dir, corpus_file, tmp_path / "long", max_steps=6, snapshot_steps=[2, 4], **common)
+    assert config.snapshots_exact
+    long = train_adapter(config, progress=False)
+    assert sorted(long.snapshots) == [2, 4]
+    assert not config.checkpoint_root.exists()  # the snapshots moved into the output with it
+    for steps in (2, 4):
+        short = train_adapter(
+            reference_config(llama_dir, corpus_file, tmp_path / f"short{steps}", max_steps=steps, **common),
+            progress=False,
+        )
+        snapshot = long.snapshots[steps]
+        assert snapshot == tmp_path / "long" / "snapshots" / f"step-{steps:07d}"
+        expected, actual = adapter_tensors(short.out), adapter_tensors(snapshot)
+        assert expected.keys() == actual.keys()
+        for name, tensor in expected.items():
+            assert torch.equal(tensor, actual[name]), (steps, name)
+        record = read_provenance(snapshot)
+        assert record["snapshot"] == {"step": steps, "of_steps": 6, "equals_run_of_steps": True}
+        assert record["final_validation_loss"] == short.validation_loss
+        assert record["initial_validation_loss"] == short.initial_validation_loss
+        assert record["steps"] == steps
+        # The run's settings (its max_steps, not the snapshot's step), without snapshot_steps (run control).
+        assert record["hyperparameters"] == {**short.record["hyperparameters"], "max_steps": 6}
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(llama_dir), snapshot)  # a real PEFT folder
+
+
+def test_snapshots_survive_an_interruption(llama_dir: Path, corpus_file: Path, tmp_path: Path) -> None:
+    common = {"lr_scheduler": "constant", "warmup_ratio": 0.0, "batch_size": 2, "save_steps": 2}
+    whole = train_adapter(
+        reference_config(llama_dir, corpus_file, tmp_path / "a", max_steps=6, snapshot_steps=[3], **common),
+        progress=False,
+    )
+    interrupted = reference_config(llama_dir, corpus_file, tmp_path / "b", max_steps=6, snapshot_steps=[3], **common)
+
+    def crash_at_step_5(step: int, record: dict[str, Any]) -> None:
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_adapter(interrupted, callbacks=(crash_at_step_5,), progress=False)
+    resumed = train_adapter(interrupted.model_copy(update={"resume": True}), progress=False)
+    for a, b in ((whole.out, resumed.out), (whole.snapshots[3], resumed.snapshots[3])):
+        expected, actual = adapter_tensors(a), adapter_tensors(b)
+        assert all(torch.equal(tensor, actual[name]) for name, tensor in expected.items())
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([0, 2], "increasing positive"),
+        ([4, 2], "increasing positive"),
+        ([2, 2], "increasing positive"),
+        ([6], "before the last"),
+    ],
+)
+def test_bad_snapshot_steps_are_refused(steps: list[int], message: str, tmp_path: Path) -> None:
+    from adamergex.errors import AdamergexError
+
+    with pytest.raises(AdamergexError, match=message):
+        TrainingConfig.build(
+            {"base": "m", "data": "d", "lang": "en", "out": tmp_path / "x", "max_steps": 6, "snapshot_steps": steps}
+        )
+
+
+def test_only_a_constant_rate_without_warmup_makes_snapshots_exact(tmp_path: Path) -> None:
+    base = {"base": "m", "data": "d", "lang": "en", "out": tmp_path / "x", "max_steps": 6, "snapshot_steps": [2]}
+    assert TrainingConfig(**base, lr_scheduler="constant", warmup_ratio=0.0).snapshots_exact
+    assert not TrainingConfig(**base, lr_scheduler="constant", warmup_ratio=0.1).snapshots_exact  # warm-up ∝ steps
+    assert not TrainingConfig(**base, lr_scheduler="cosine", warmup_ratio=0.0).snapshots_exact
