@@ -6,7 +6,7 @@ Layers, top to bottom (README, "Development")::
     pipeline
     merging · training · evaluation
     adapters · data · models
-    files · tensors · provenance          (over errors)
+    files · tensors · provenance · threads   (over errors)
 
 A module may import its own package and any layer below its own, never a layer above nor a sibling package of
 its own layer.
@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "files": 1,
     "tensors": 1,
     "provenance": 1,
+    "threads": 1,
     "adapters": 2,
     "data": 2,
     "models": 2,
