@@ -328,7 +328,8 @@ def combine(
 
     LoRA: exact on ΔW (``ΔW_out = Σ_i w_i ΔW_i``; ``concat`` or ``svd`` as in :func:`merge`). (IA)³: the
     structure-blind ``l_out = Σ_i w_i l_i`` (an adapter lacking a module counts as l = 1), or with
-    ``ia3_rule="deviation"`` the sum of deviations from identity ``l_out = 1 + Σ_i w_i (l_i − 1)`` (AriMerge).
+    ``ia3_rule="deviation"`` the sum of deviations from identity ``l_out = 1 + Σ_i w_i (l_i − 1)`` (AriMerge),
+    or with ``ia3_rule="product"`` the multiplicative ``l_out = ∏_i l_i^{w_i}`` (stacked adapters).
     The first adapter plays the task adapter's part (its config, its ``modules_to_save`` under
     ``modules_to_save="task"``).
     """

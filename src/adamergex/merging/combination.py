@@ -23,8 +23,9 @@ from adamergex.tensors import all_finite, lowrank_frobenius_norm
 ExactLoraMode = Literal["concat", "svd"]
 LoraMode = Literal[ExactLoraMode, "factor"]
 IA3Mode = Literal["multiplicative", "additive"]
-#: Structure-blind (IA)³ sums used by ``combine``: ``Σ w_i l_i`` or ``1 + Σ w_i (l_i − 1)``.
-IA3Rule = Literal["weighted", "deviation"]
+#: (IA)³ rules of ``combine``: the structure-blind ``Σ w_i l_i`` or ``1 + Σ w_i (l_i − 1)``, or the
+#: multiplicative ``∏ l_i^{w_i}`` (stacked adapters).
+IA3Rule = Literal["weighted", "deviation", "product"]
 ModulesToSave = Literal["refuse", "task"]
 EXACT_LORA_MODES: tuple[str, ...] = get_args(ExactLoraMode)
 LORA_MODES: tuple[str, ...] = (*EXACT_LORA_MODES, "factor")
@@ -355,7 +356,8 @@ def combine_ia3(
 
     ``multiplicative``/``additive`` take (task, reference_target, reference_source) and ``t``; ``weighted`` is
     the structure-blind ``Σ_i w_i l_i``; ``deviation`` the structure-blind sum of deviations from identity
-    ``1 + Σ_i w_i (l_i − 1)`` (the AriMerge baseline).
+    ``1 + Σ_i w_i (l_i − 1)`` (the AriMerge baseline); ``product`` the multiplicative ``∏_i l_i^{w_i}``
+    (adapters stacked on one model).
     """
     names = ordered_union(adapters)
     missing = _missing(adapters, roles, names)
@@ -400,7 +402,7 @@ def _ia3_rule(
     """One module's output vector under ``mode`` and the number of clamped elements.
 
     ``multiplicative`` and ``additive`` take ``vectors`` = (task, reference_target, reference_source) and ``t``;
-    ``deviation`` and ``weighted`` take ``weights``.
+    ``deviation``, ``weighted`` and ``product`` take ``weights``.
     """
     if mode in ("multiplicative", "additive"):
         if t is None or len(vectors) != 3:
@@ -417,6 +419,8 @@ def _ia3_rule(
         raise ValueError(f"(IA)³ rule {mode} needs weights")
     if mode == "deviation":
         return ia3_algebra.deviation_sum(vectors, weights), 0
+    if mode == "product":
+        return ia3_algebra.weighted_product(vectors, weights), 0
     return ia3_algebra.weighted_sum(vectors, weights), 0
 
 
