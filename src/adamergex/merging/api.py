@@ -120,7 +120,8 @@ def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return dtype_by_name(dtype)
 
 
-def _input_record(adapter: Adapter, role: str) -> dict[str, Any]:
+def input_record(adapter: Adapter, role: str) -> dict[str, Any]:
+    """An input as provenance names it: its role, resolved path and fingerprint (None for in-memory ones)."""
     if adapter.path is None:
         return {"role": role, "path": None, "fingerprint": None}
     return {"role": role, "path": str(adapter.path.resolve()), "fingerprint": adapter_fingerprint(adapter.path)}
@@ -207,7 +208,7 @@ def _finish(
             "mode": mode,
             "t": t,
             "weights": list(weights),
-            "inputs": [_input_record(a, role) for a, role in zip(adapters, roles, strict=True)],
+            "inputs": [input_record(a, role) for a, role in zip(adapters, roles, strict=True)],
             "settings": settings,
             "summary": {k: v for k, v in summary.to_dict().items() if k != "per_module"},
         }

@@ -32,15 +32,18 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal, cast, get_args
 
 import torch
 
+from adamergex.adapters.io import read_adapter, write_adapter
 from adamergex.adapters.types import Adapter, IA3Adapter, IA3Module, LoraAdapter, LoraModule
 from adamergex.errors import IncompatibleAdaptersError, NumericalError
 from adamergex.merging import ia3 as ia3_algebra
 from adamergex.merging import lora as lora_algebra
+from adamergex.merging.api import input_record
 from adamergex.merging.combination import (
     check_compatible,
     check_shapes,
@@ -263,3 +266,34 @@ def random_direction_reference(
     if isinstance(reference_target, LoraAdapter):
         return _lora_control(reference_target, cast("LoraAdapter", reference_source), seed)
     return _ia3_control(reference_target, cast("IA3Adapter", reference_source), seed, ia3_match)
+
+
+def write_random_direction(
+    reference_target: Adapter | str | Path,
+    reference_source: Adapter | str | Path,
+    seed: int,
+    out_target: str | Path,
+    out_source: str | Path,
+    *,
+    ia3_match: IA3Match = "ratio",
+    force: bool = False,
+) -> RandomDirection:
+    """:func:`random_direction_reference` written as two PEFT folders (R̃t to ``out_target``, R̃s to
+    ``out_source``), each atomically with a provenance sidecar naming the inputs (paths, fingerprints), the seed,
+    the match and the per-module report."""
+    adapters = [a if not isinstance(a, str | Path) else read_adapter(a) for a in (reference_target, reference_source)]
+    control = random_direction_reference(adapters[0], adapters[1], seed, ia3_match=ia3_match)
+    record = {
+        "tool": "adamergex",
+        "method": "random-direction",
+        "kind": adapters[0].kind,
+        "seed": seed,
+        "ia3_match": control.ia3_match,
+        "inputs": [input_record(adapter, role) for adapter, role in zip(adapters, _ROLES, strict=True)],
+        "modules": [asdict(module) for module in control.modules],
+    }
+    for adapter, out, role in zip(
+        (control.reference_target, control.reference_source), (out_target, out_source), _ROLES, strict=True
+    ):
+        write_adapter(adapter, out, force=force, provenance={**record, "role": role})
+    return control

@@ -16,8 +16,15 @@ from safetensors.torch import load_file
 
 import adamergex
 from adamergex.adapters import IA3Adapter, IA3Module, LoraAdapter, LoraModule, read_adapter, write_adapter
+from adamergex.adapters.io import adapter_fingerprint
 from adamergex.errors import NumericalError
-from adamergex.merging.controls import log_scale_for_ratio_norm, random_direction_reference, random_log_ratio
+from adamergex.merging.controls import (
+    log_scale_for_ratio_norm,
+    random_direction_reference,
+    random_log_ratio,
+    write_random_direction,
+)
+from adamergex.provenance import read_provenance
 from tiny_models import tiny_llama
 
 PREFIX = "base_model.model."
@@ -271,3 +278,20 @@ def test_property_ia3_norms(size, spread, seed) -> None:
         true = l_t / l_s
         got, want = (vector.log(), true.log()) if match == "log" else (vector - 1, true - 1)
         assert float(got.norm()) == pytest.approx(float(want.norm()), rel=1e-9, abs=1e-12)
+
+
+def test_written_pair_carries_provenance_and_is_reproducible(make_lora, tmp_path: Path) -> None:
+    target, source = make_lora("target", seed=2), make_lora("source", seed=3)
+    for run in ("a", "b"):
+        write_random_direction(target, source, 9, tmp_path / run / "rt", tmp_path / run / "rs")
+    for name in ("rt", "rs"):
+        files = [(tmp_path / run / name / "adapter_model.safetensors").read_bytes() for run in ("a", "b")]
+        assert files[0] == files[1]
+        record = read_provenance(tmp_path / "a" / name)
+        assert record["method"] == "random-direction" and record["seed"] == 9
+        assert record["role"] == {"rt": "reference_target", "rs": "reference_source"}[name]
+        assert [i["fingerprint"] for i in record["inputs"]] == [
+            adapter_fingerprint(target),
+            adapter_fingerprint(source),
+        ]
+        assert len(record["modules"]) == len(read_adapter(target).modules)
