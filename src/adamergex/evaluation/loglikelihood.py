@@ -57,15 +57,16 @@ class ChoiceScores:
     @property
     def prediction(self) -> int:
         """Index of the choice with the highest summed log-likelihood (first one on ties, like argmax)."""
-        return _argmax(self.loglikelihoods)
+        return first_argmax(self.loglikelihoods)
 
     @property
     def prediction_normalized(self) -> int:
         """Index of the choice with the highest per-character log-likelihood."""
-        return _argmax(self.normalized)
+        return first_argmax(self.normalized)
 
 
-def _argmax(values: Sequence[float]) -> int:
+def first_argmax(values: Sequence[float]) -> int:
+    """Index of the largest value, the first one on ties (as ``argmax``)."""
     return max(range(len(values)), key=lambda index: (values[index], -index))
 
 

@@ -62,6 +62,8 @@ class EvalResult:
     predictions: list[dict[str, Any]] | None = None
     versions: dict[str, str | None] = field(default_factory=environment_versions)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    #: How the predictions were calibrated (:func:`~adamergex.evaluation.calibration.calibrate_result`); None: raw.
+    calibration: dict[str, Any] | None = None
 
     @property
     def items_per_second(self) -> float:
@@ -89,6 +91,8 @@ class EvalResult:
             "versions": self.versions,
             "created": self.created,
         }
+        if self.calibration is not None:
+            record["calibration"] = self.calibration
         if self.predictions is not None:
             record["predictions"] = self.predictions
         return record
@@ -324,9 +328,10 @@ def _references(gold: Any) -> list[str]:
     return [str(ref) for ref in gold] if isinstance(gold, list | tuple) else [str(gold)]
 
 
-def _classification_metrics(
-    names: Sequence[str], resamples: int, seed: int, *, predicted: list[int], gold: list[int], scores: Sequence[Any]
+def classification_metrics(
+    names: Sequence[str], resamples: int, seed: int, *, predicted: Sequence[int], gold: Sequence[int]
 ) -> dict[str, MetricValue]:
+    """The metrics ``names`` (``accuracy``, ``macro_f1``) of predicted against gold choices, with intervals."""
     metrics: dict[str, MetricValue] = {}
     for name in names:
         if name == "accuracy":
@@ -336,6 +341,13 @@ def _classification_metrics(
             metrics[name] = macro_f1_with_interval(predicted, gold, resamples=resamples, seed=seed)
         else:
             raise AdamergexError(f"metric {name!r} does not apply to multiple choice; expected accuracy or macro_f1")
+    return metrics
+
+
+def _classification_metrics(
+    names: Sequence[str], resamples: int, seed: int, *, predicted: list[int], gold: list[int], scores: Sequence[Any]
+) -> dict[str, MetricValue]:
+    metrics = classification_metrics(names, resamples, seed, predicted=predicted, gold=gold)
     normalized = [float(score.prediction_normalized == g) for score, g in zip(scores, gold, strict=True)]
     metrics["accuracy_norm"] = mean_with_interval(normalized, resamples=resamples, seed=seed)
     return metrics

@@ -120,7 +120,8 @@ def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return dtype_by_name(dtype)
 
 
-def _input_record(adapter: Adapter, role: str) -> dict[str, Any]:
+def input_record(adapter: Adapter, role: str) -> dict[str, Any]:
+    """An input as provenance names it: its role, resolved path and fingerprint (None for in-memory ones)."""
     if adapter.path is None:
         return {"role": role, "path": None, "fingerprint": None}
     return {"role": role, "path": str(adapter.path.resolve()), "fingerprint": adapter_fingerprint(adapter.path)}
@@ -207,7 +208,7 @@ def _finish(
             "mode": mode,
             "t": t,
             "weights": list(weights),
-            "inputs": [_input_record(a, role) for a, role in zip(adapters, roles, strict=True)],
+            "inputs": [input_record(a, role) for a, role in zip(adapters, roles, strict=True)],
             "settings": settings,
             "summary": {k: v for k, v in summary.to_dict().items() if k != "per_module"},
         }
@@ -328,7 +329,8 @@ def combine(
 
     LoRA: exact on ΔW (``ΔW_out = Σ_i w_i ΔW_i``; ``concat`` or ``svd`` as in :func:`merge`). (IA)³: the
     structure-blind ``l_out = Σ_i w_i l_i`` (an adapter lacking a module counts as l = 1), or with
-    ``ia3_rule="deviation"`` the sum of deviations from identity ``l_out = 1 + Σ_i w_i (l_i − 1)`` (AriMerge).
+    ``ia3_rule="deviation"`` the sum of deviations from identity ``l_out = 1 + Σ_i w_i (l_i − 1)`` (AriMerge),
+    or with ``ia3_rule="product"`` the multiplicative ``l_out = ∏_i l_i^{w_i}`` (stacked adapters).
     The first adapter plays the task adapter's part (its config, its ``modules_to_save`` under
     ``modules_to_save="task"``).
     """

@@ -23,8 +23,9 @@ from adamergex.tensors import all_finite, lowrank_frobenius_norm
 ExactLoraMode = Literal["concat", "svd"]
 LoraMode = Literal[ExactLoraMode, "factor"]
 IA3Mode = Literal["multiplicative", "additive"]
-#: Structure-blind (IA)³ sums used by ``combine``: ``Σ w_i l_i`` or ``1 + Σ w_i (l_i − 1)``.
-IA3Rule = Literal["weighted", "deviation"]
+#: (IA)³ rules of ``combine``: the structure-blind ``Σ w_i l_i`` or ``1 + Σ w_i (l_i − 1)``, or the
+#: multiplicative ``∏ l_i^{w_i}`` (stacked adapters).
+IA3Rule = Literal["weighted", "deviation", "product"]
 ModulesToSave = Literal["refuse", "task"]
 EXACT_LORA_MODES: tuple[str, ...] = get_args(ExactLoraMode)
 LORA_MODES: tuple[str, ...] = (*EXACT_LORA_MODES, "factor")
@@ -122,13 +123,15 @@ def resolve_modules_to_save(
     return extra, notes
 
 
-def _check_shapes(name: str, shapes: dict[str, tuple[int, ...]]) -> None:
+def check_shapes(name: str, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a module whose shape differs between adapters (``shapes``: role → shape)."""
     if len(set(shapes.values())) > 1:
         listing = ", ".join(f"{role} {tuple(shape)}" for role, shape in shapes.items())
         raise IncompatibleAdaptersError(f"module {name}: shapes differ ({listing}); expected equal shapes")
 
 
-def _ordered_union(adapters: Sequence[Adapter]) -> list[str]:
+def ordered_union(adapters: Sequence[Adapter]) -> list[str]:
+    """Every module name of ``adapters``, each once, in the order of first appearance."""
     names: dict[str, None] = {}
     for adapter in adapters:
         names.update(dict.fromkeys(adapter.modules))
@@ -193,7 +196,7 @@ def combine_lora(
     ``concat`` is exact with rank Σ r_i; ``svd`` is the best rank-``rank`` approximation (default: the largest
     input rank), exact when ``rank`` ≥ the rank of the sum; ``factor`` is the released code's factor-wise sum.
     """
-    names = _ordered_union(adapters)
+    names = ordered_union(adapters)
     missing = _missing(adapters, roles, names)
     if mode == "factor":
         return _combine_lora_factorwise(adapters, weights, roles, names, missing, compute_dtype, extra_tensors)
@@ -233,7 +236,7 @@ def _combine_lora_module(
     """``Σ_i w_i ΔW_i`` of one module as scale-1 factors (concat, or compressed by ``svd``) and its report;
     None when every input that has the module weighs it 0."""
     present = [(a, w, role) for a, w, role in zip(adapters, weights, roles, strict=True) if name in a.modules]
-    _check_shapes(name, {role: a.modules[name].shape for a, _, role in present})
+    check_shapes(name, {role: a.modules[name].shape for a, _, role in present})
     if len({a.modules[name].embedding for a, _, _ in present}) > 1:
         raise IncompatibleAdaptersError(f"module {name}: an embedding in some adapters, a linear in others")
     terms = [(w * a.modules[name].scale, a.modules[name].lora_A, a.modules[name].lora_B) for a, w, _ in present]
@@ -283,7 +286,7 @@ def _combine_lora_factorwise(
     reports: list[ModuleReport] = []
     for name in names:
         present = [a.modules[name] for a in adapters]
-        _check_shapes(name, {role: m.shape for m, role in zip(present, roles, strict=True)})
+        check_shapes(name, {role: m.shape for m, role in zip(present, roles, strict=True)})
         ranks, scales = sorted({m.rank for m in present}), sorted({m.scale for m in present})
         if len(ranks) > 1 or len(scales) > 1:
             raise IncompatibleAdaptersError(
@@ -318,11 +321,13 @@ def _ones_like_module(adapters: Sequence[IA3Adapter], name: str) -> IA3Module:
     return IA3Module(torch.ones_like(template.vector), template.feedforward)
 
 
-def _ia3_vectors(
+def ia3_vectors(
     adapters: Sequence[IA3Adapter], roles: Sequence[str], name: str, compute_dtype: torch.dtype
 ) -> tuple[list[torch.Tensor], bool]:
+    """Module ``name``'s vector in each adapter (l = 1 where an adapter lacks it) and its feed-forward flag;
+    refuses differing shapes or flags."""
     present = {role: a.modules[name] for a, role in zip(adapters, roles, strict=True) if name in a.modules}
-    _check_shapes(name, {role: tuple(m.vector.shape) for role, m in present.items()})
+    check_shapes(name, {role: tuple(m.vector.shape) for role, m in present.items()})
     if len({m.feedforward for m in present.values()}) > 1:
         raise IncompatibleAdaptersError(f"module {name}: feed-forward in some adapters, not in others")
     modules = [a.modules.get(name) or _ones_like_module(adapters, name) for a in adapters]
@@ -351,15 +356,16 @@ def combine_ia3(
 
     ``multiplicative``/``additive`` take (task, reference_target, reference_source) and ``t``; ``weighted`` is
     the structure-blind ``Σ_i w_i l_i``; ``deviation`` the structure-blind sum of deviations from identity
-    ``1 + Σ_i w_i (l_i − 1)`` (the AriMerge baseline).
+    ``1 + Σ_i w_i (l_i − 1)`` (the AriMerge baseline); ``product`` the multiplicative ``∏_i l_i^{w_i}``
+    (adapters stacked on one model).
     """
-    names = _ordered_union(adapters)
+    names = ordered_union(adapters)
     missing = _missing(adapters, roles, names)
     out_dtype = adapters[0].dtype
     modules: dict[str, IA3Module] = {}
     reports: list[ModuleReport] = []
     for name in names:
-        vectors, feedforward = _ia3_vectors(adapters, roles, name, compute_dtype)
+        vectors, feedforward = ia3_vectors(adapters, roles, name, compute_dtype)
         vector, clamped = _ia3_rule(name, vectors, roles, mode, t, weights, min_abs, clamp)
         if not all_finite(vector):
             raise NumericalError(f"module {name}: the merged (IA)³ vector is not finite")
@@ -375,7 +381,7 @@ def combine_ia3(
             )
         )
     extra = extra_tensors if extra_tensors is not None else {}
-    config = _ia3_output_config(adapters[0], modules, extra)
+    config = ia3_output_config(adapters[0], modules, extra)
     notes = []
     total_clamped = sum(r.clamped for r in reports)
     if total_clamped:
@@ -396,7 +402,7 @@ def _ia3_rule(
     """One module's output vector under ``mode`` and the number of clamped elements.
 
     ``multiplicative`` and ``additive`` take ``vectors`` = (task, reference_target, reference_source) and ``t``;
-    ``deviation`` and ``weighted`` take ``weights``.
+    ``deviation``, ``weighted`` and ``product`` take ``weights``.
     """
     if mode in ("multiplicative", "additive"):
         if t is None or len(vectors) != 3:
@@ -413,10 +419,12 @@ def _ia3_rule(
         raise ValueError(f"(IA)³ rule {mode} needs weights")
     if mode == "deviation":
         return ia3_algebra.deviation_sum(vectors, weights), 0
+    if mode == "product":
+        return ia3_algebra.weighted_product(vectors, weights), 0
     return ia3_algebra.weighted_sum(vectors, weights), 0
 
 
-def _ia3_output_config(
+def ia3_output_config(
     first: IA3Adapter, modules: dict[str, IA3Module], extra: dict[str, torch.Tensor]
 ) -> dict[str, Any]:
     """The task adapter's config, narrowed to the output's modules when they differ, in inference mode."""

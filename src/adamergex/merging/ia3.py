@@ -93,3 +93,18 @@ def weighted_sum(vectors: Sequence[torch.Tensor], weights: Sequence[float]) -> t
     if len(vectors) != len(weights) or not vectors:
         raise ValueError("weighted_sum needs as many weights as vectors, at least one")
     return sum(w * v for w, v in zip(weights, vectors, strict=True))  # type: ignore[return-value]
+
+
+def weighted_product(vectors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """The multiplicative combination ``∏_i l_i^{w_i}``: (IA)³'s ⊕ applied ``w_i`` times.
+
+    Adapters stacked on one model (MAD-X-style) compose this way with every ``w_i = 1``: each scales the same
+    activations, so ``l_T' ⊙ l_Rt``. A weight of 1 multiplies by ``l_i`` itself (no ``pow`` rounding); other
+    weights go through ``pow`` (a fractional power of a negative element is NaN, which the caller refuses).
+    """
+    if len(vectors) != len(weights) or not vectors:
+        raise ValueError("weighted_product needs as many weights as vectors, at least one")
+    product = torch.ones_like(vectors[0])
+    for vector, weight in zip(vectors, weights, strict=True):
+        product = product * (vector if weight == 1.0 else vector.pow(weight))
+    return product

@@ -203,6 +203,8 @@ class Task:
         labels: class names, for classification tasks (index = gold choice).
         extract_answer: for generation, reads the answer from a generated text (and from each reference)
             before the metric compares them (:mod:`~adamergex.data.tasks.answers`); default: strip whitespace.
+        label_fields: fields besides the templates' ``gold_field`` that hold or name the gold answer; an input
+            used without its label (label-free calibration) has all of them removed before it is rendered.
     """
 
     name: str
@@ -219,6 +221,7 @@ class Task:
     source: str = ""
     labels: tuple[str, ...] | None = None
     extract_answer: Callable[[str], str] = str.strip
+    label_fields: tuple[str, ...] = ()
 
     def check_language(self, lang: str) -> str:
         """Normalise ``lang`` and check the task has it (the error lists the task's languages)."""

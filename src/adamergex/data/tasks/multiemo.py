@@ -66,6 +66,7 @@ TASK = Task(
     kind="multiple_choice",
     metrics=("accuracy", "macro_f1"),
     loader=load_items,
+    label_fields=("label_name",),
     templates={
         "harness": PromptTemplate(
             prompt="Review: {text}\nSentiment:",
