@@ -464,6 +464,8 @@ def run(args: argparse.Namespace) -> Report:
     big = 30.0 if device == "cuda" else 0.0
     train_tier("core", big)
     score_all(big)
+    if args.pytest:
+        report.section("pytest_gpu", lambda: run_pytest(args.out, min(150.0, max(30.0, report.left()))), needs_s=40)
     train_tier("levers", big)
     for shape in args.shapes:
         if shape in bases:
@@ -486,8 +488,6 @@ def run(args: argparse.Namespace) -> Report:
         shape = args.shapes[-1]
         folders = [work / shape / name for name in (f"task_{kind}_adamergex", f"ref_{kind}_adamergex", source)]
         report.section(f"merge/gpu_vs_cpu_{kind}", lambda f=folders: merge_equality(f))
-    if args.pytest:
-        report.section("pytest_gpu", lambda: run_pytest(args.out, min(150.0, max(30.0, report.left()))), needs_s=40)
     if args.compile:
         shape = args.shapes[0]
         if shape in bases:
