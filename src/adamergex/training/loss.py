@@ -139,6 +139,15 @@ def supports_fused_loss(causal_lm: Any) -> bool:
     )
 
 
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The model's inputs from a batch: ids, and position ids for a packed batch (their restarts mark where each
+    example begins) or else the attention mask; no KV cache (a loss needs none, and transformers reads position-id
+    restarts as example boundaries only when there is none)."""
+    if "position_ids" in batch:
+        return {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False}
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
+
+
 def forward_loss(model: nn.Module, batch: dict[str, torch.Tensor], causal_lm: nn.Module | None = None) -> torch.Tensor:
     """Summed token loss of ``batch`` through ``model``.
 
@@ -146,10 +155,11 @@ def forward_loss(model: nn.Module, batch: dict[str, torch.Tensor], causal_lm: nn
     inside ``model``) is given and :func:`supports_fused_loss`, the fused chunked loss; else plain logits.
     """
     positions = scored_positions(batch["labels"])
+    inputs = model_inputs(batch)
     if positions is not None or causal_lm is None:
         extra = {} if positions is None else {"logits_to_keep": positions}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
+        logits = model(**inputs, **extra).logits
         return token_loss_sum(logits, batch["labels"], positions)
     with _output_layer_as_identity(causal_lm) as (weight, softcap):
-        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        hidden = model(**inputs).logits
     return linear_cross_entropy_sum(hidden, weight, batch["labels"], softcap)

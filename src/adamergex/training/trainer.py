@@ -48,6 +48,7 @@ from adamergex.training.config import TrainingConfig
 from adamergex.training.data import IGNORE_INDEX, TrainingData, batch_plan, collate, prepare_training_data
 from adamergex.training.log import LOG_FILE, TrainingLog, check_tracker
 from adamergex.training.loss import forward_loss, supports_fused_loss
+from adamergex.training.speed import Execution, adapter_input_casting, collate_packed, execution_for, make_adamw
 
 _STATE_FILE = "trainer_state.json"
 _OPTIMIZER_FILE = "optimizer.pt"
@@ -161,8 +162,16 @@ def _run_identity(config: TrainingConfig, data: TrainingData, base: LoadedModel)
 class _Run:
     """State of one training run (kept together so the loop, evaluation and checkpoints share it)."""
 
-    def __init__(self, config: TrainingConfig, base: LoadedModel, data: TrainingData, accelerator: Accelerator) -> None:
+    def __init__(
+        self,
+        config: TrainingConfig,
+        base: LoadedModel,
+        data: TrainingData,
+        accelerator: Accelerator,
+        execution: Execution,
+    ) -> None:
         self.config, self.base, self.data, self.accelerator = config, base, data, accelerator
+        self.execution = execution
         self.pad_id = int(base.tokenizer.pad_token_id)
         self.plan = _Plan(data, config.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
         if config.max_steps is not None:
@@ -174,7 +183,9 @@ class _Run:
         self.causal_lm: torch.nn.Module | None = None
 
     def batch_tensors(self, indices: list[int], examples: list[Any]) -> dict[str, torch.Tensor]:
-        batch = collate([examples[i] for i in indices], self.pad_id)
+        chosen = [examples[i] for i in indices]
+        packed = self.execution.packed_task_batches and self.data.kind == "task"
+        batch = collate_packed(chosen) if packed else collate(chosen, self.pad_id)
         return {key: value.to(self.accelerator.device) for key, value in batch.items()}
 
 
@@ -316,6 +327,7 @@ def train_adapter(
     data: TrainingData | None = None,
     callbacks: tuple[StepCallback, ...] = (),
     progress: bool = True,
+    execution: Execution | None = None,
 ) -> TrainingResult:
     """Train a LoRA or (IA)³ adapter and write it as a PEFT folder with a provenance sidecar.
 
@@ -327,6 +339,8 @@ def train_adapter(
         callbacks: called as ``callback(step, record)`` after each optimizer step (``record`` as in
             ``TrainingResult.history``); an exception stops training, leaving the last checkpoint.
         progress: show a progress bar (main process only).
+        execution: speed settings (:mod:`~adamergex.training.speed`); default: the device's, from
+            :func:`~adamergex.training.speed.execution_for`. They are recorded, not part of the hyperparameters.
 
     Raises:
         OutputExistsError: ``config.out`` exists and ``config.force`` is not set (checked before any work).
@@ -344,14 +358,15 @@ def train_adapter(
     set_seed(config.seed)
     if data is None:
         data = prepare_training_data(config, base.tokenizer)
-    run = _Run(config, base, data, accelerator)
+    run = _Run(config, base, data, accelerator, execution or execution_for(accelerator.device))
 
     model = base.model
     if config.gradient_checkpointing:
         _set_checkpointing(model, enabled=True)
     peft_model = initialise_adapter(model, config)
     try:
-        return _train(run, peft_model, callbacks, progress, started)
+        with adapter_input_casting(peft_model, run.execution):
+            return _train(run, peft_model, callbacks, progress, started)
     finally:
         restored = peft_model.unload()
         if config.gradient_checkpointing:
@@ -406,7 +421,9 @@ def _start(run: _Run, peft_model: PeftModel) -> _Optimisation:
     adapter's validation loss (= the base model's: the baseline the adapter must beat)."""
     config, accelerator = run.config, run.accelerator
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.peak_learning_rate, weight_decay=config.weight_decay)
+    optimizer = make_adamw(
+        trainable, lr=config.peak_learning_rate, weight_decay=config.weight_decay, fused=run.execution.fused_adamw
+    )
     warmup = round(config.warmup_ratio * run.total_steps)
     name = "constant_with_warmup" if config.lr_scheduler == "constant" else config.lr_scheduler
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=run.total_steps)
@@ -521,6 +538,7 @@ def _finish(run: _Run, opt: _Optimisation, log: TrainingLog, started: float) -> 
     initial_validation_loss = state.get("initial_validation_loss")
     record = _provenance(run, opt.model, state["step"], train_loss, validation_loss, wall_time, started)
     record["initial_validation_loss"] = initial_validation_loss
+    record["execution"] = run.execution.record()
     record["throughput"] = {
         "tokens_per_second": tokens_per_second,
         "tokens": state["tokens"],
