@@ -26,6 +26,7 @@ import argparse
 import gc
 import json
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ import torch
 from gpu_checks import merge_equality, precision_agreement, scoring, timed
 from gpu_workload import (
     build_model,
+    choice_items,
     example_flops,
     loaded,
     reference_data,
@@ -230,8 +232,9 @@ def _adapter_parameters(base: LoadedModel, case: Case) -> int:
 class Report:
     """Results by section name, written to ``out`` after every section; errors recorded, never raised."""
 
-    def __init__(self, out: Path, budget_s: float) -> None:
+    def __init__(self, out: Path, budget_s: float, only: str | None = None) -> None:
         self.out, self.started, self.budget_s = out, time.perf_counter(), budget_s
+        self.only = re.compile(only) if only else None
         self.results: dict[str, Any] = {}
         out.mkdir(parents=True, exist_ok=True)
 
@@ -239,6 +242,8 @@ class Report:
         return self.budget_s - (time.perf_counter() - self.started)
 
     def section(self, name: str, function: Callable[[], Any], *, needs_s: float = 0.0) -> Any:
+        if self.only is not None and not self.only.search(name) and not name.endswith("/build"):
+            return None
         if self.left() < needs_s:
             self.results[name] = {"skipped": f"{self.left():.0f} s of the budget left, {needs_s:.0f} s needed"}
             print(f"[{self.elapsed():6.1f}s] skip {name}", flush=True)
@@ -337,7 +342,8 @@ def training_cases(plan: Plan, reference: TrainingData, task: TrainingData) -> d
     w, s = plan.warmup, plan.steps
     ref = {"data": reference, "batch_size": plan.ref_batch, "warmup": w, "steps": s}
     tsk = {"data": task, "batch_size": plan.task_batch, "warmup": w, "steps": s + 2}
-    default = execution_for("cuda" if torch.cuda.is_available() else "cpu")
+    # Liger patches the model instance for good, so every case runs without it and its lever runs last.
+    default = replace(execution_for("cuda" if torch.cuda.is_available() else "cpu"), liger_kernels=False)
     return {
         "core": [
             Case("ref_lora_trainer", "trainer", **ref),
@@ -386,14 +392,17 @@ def eager_attention_case(base: LoadedModel, plan: Plan, reference: TrainingData,
 
 
 def liger_case(base: LoadedModel, plan: Plan, reference: TrainingData, work: Path, peak: float | None):
-    """Liger-Kernel's RMSNorm, RoPE and SwiGLU kernels patched into the model instance, then the default run."""
-    from liger_kernel.transformers import _apply_liger_kernel_to_instance
-
-    _apply_liger_kernel_to_instance(
-        model=base.model, rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=False
-    )
+    """The CUDA defaults with Liger-Kernel's RMSNorm, RoPE and gated-MLP kernels, which ``train_adapter`` patches
+    into the model instance (``training.speed.apply_liger_kernels``)."""
+    execution = replace(execution_for("cuda"), liger_kernels=True)
     case = Case(
-        "ref_lora_liger", "adamergex", reference, batch_size=plan.ref_batch, warmup=plan.warmup, steps=plan.steps
+        "ref_lora_liger",
+        "adamergex",
+        reference,
+        batch_size=plan.ref_batch,
+        warmup=plan.warmup,
+        steps=plan.steps,
+        execution=execution,
     )
     return measure(base, case, work, peak)
 
@@ -408,7 +417,7 @@ def compile_case(base: LoadedModel, plan: Plan, reference: TrainingData, work: P
 
 
 def run(args: argparse.Namespace) -> Report:
-    report = Report(args.out, args.budget)
+    report = Report(args.out, args.budget, args.only)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     work = Path(tempfile.mkdtemp(prefix="gpu-throughput-"))
@@ -458,6 +467,12 @@ def run(args: argparse.Namespace) -> Report:
                 report.section(
                     f"{shape}/score/vs_harness",
                     lambda s=shape, i=items, p=plan: scoring(bases[s].model, tokenizer, i, p.score_batch),
+                    needs_s=needs,
+                )
+                long = choice_items(plan.items // 2, plan.words, 12, 4)
+                report.section(
+                    f"{shape}/score/vs_harness_sentence_choices",
+                    lambda s=shape, i=long, p=plan: scoring(bases[s].model, tokenizer, i, p.score_batch),
                     needs_s=needs,
                 )
 
@@ -562,6 +577,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["llama-2-7b", "gemma-3-270m"], choices=sorted(PLANS))
     parser.add_argument("--no-pytest", dest="pytest", action="store_false", help="skip the -m gpu tests")
     parser.add_argument("--no-liger", dest="liger", action="store_false", help="skip the Liger-Kernel lever")
+    parser.add_argument("--only", help="run only the sections whose name matches this regular expression")
     parser.add_argument("--compile", action="store_true", help="last: regional torch.compile of the decoder layers")
     args = parser.parse_args()
     report = run(args)

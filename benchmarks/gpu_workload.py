@@ -114,6 +114,18 @@ def review_items(count: int, words: int, seed: int) -> list[tuple[str, list[str]
     ]
 
 
+def choice_items(count: int, words: int, choice_words: int, seed: int) -> list[tuple[str, list[str], int]]:
+    """Four-way items whose choices are sentences of ``choice_words`` words (as XCOPA, XStoryCloze or Belebele
+    answers are): the harness runs prompt + choice once per choice; adamergex runs the prompt once for all four."""
+    rng = random.Random(seed)
+    items = []
+    for i in range(count):
+        prompt = f"Passage: {' '.join(synthetic_words(words, seed * 100_000 + i))}\nAnswer:"
+        choices = [" " + " ".join(synthetic_words(choice_words, seed * 100_000 + i * 4 + c + 50_000)) for c in range(4)]
+        items.append((prompt, choices, rng.randrange(4)))
+    return items
+
+
 def loaded(model: Any, tokenizer: Any, shape: str) -> LoadedModel:
     parameter = next(model.parameters())
     return LoadedModel(

@@ -47,7 +47,7 @@ def test_sliding_window_caps_the_attended_pairs() -> None:
 def test_the_whole_script_runs_on_a_tiny_shape(tmp_path: Path) -> None:
     """Every section on a tiny Gemma-3 (sliding-window and global layers, tied output layer), fp32 on the CPU."""
     args = argparse.Namespace(
-        out=tmp_path, budget=10**6, shapes=["tiny-gemma"], pytest=False, liger=False, compile=False
+        out=tmp_path, budget=10**6, shapes=["tiny-gemma"], pytest=False, liger=False, compile=False, only=None
     )
     report = gpu_throughput.run(args)
     results = json.loads((tmp_path / "gpu_throughput.json").read_text())
@@ -66,6 +66,8 @@ def test_the_whole_script_runs_on_a_tiny_shape(tmp_path: Path) -> None:
     scores = results["tiny-gemma/score/vs_harness"]
     # fp32 on the CPU: the harness and adamergex pick the same choice for every item.
     assert scores["same_predictions"] == scores["items"] == gpu_throughput.PLANS["tiny-gemma"].items
+    sentences = results["tiny-gemma/score/vs_harness_sentence_choices"]  # multi-token choices: the shared prompt
+    assert sentences["same_predictions"] == sentences["items"] == gpu_throughput.PLANS["tiny-gemma"].items // 2
     assert results["tiny-gemma/score/bf16_vs_fp32"]["agreement"] == 1.0  # fp32 against fp32 on the CPU
     for kind, modes in (("lora", ("concat", "svd")), ("ia3", ("multiplicative", "additive"))):
         for mode in modes:
@@ -80,3 +82,14 @@ def test_scorer_and_harness_pick_the_same_choices_on_a_tiny_llama() -> None:
     result = gpu_checks.scoring(model, tokenizer, gpu_workload.review_items(12, 8, 0), 4)
     assert result["same_predictions"] == result["items"] == 12
     assert result["adamergex_items_per_s"] > 0 and result["harness_items_per_s"] > 0
+
+
+def test_only_runs_the_sections_it_names(tmp_path: Path) -> None:
+    args = argparse.Namespace(
+        out=tmp_path, budget=10**6, shapes=["tiny-gemma"], pytest=False, liger=False, compile=False, only="score/"
+    )
+    results = gpu_throughput.run(args).results
+    ran = {name for name in results if name != "elapsed_s"}
+    assert ran == {"tiny-gemma/build"} | {
+        f"tiny-gemma/score/{name}" for name in ("vs_harness", "vs_harness_sentence_choices", "bf16_vs_fp32")
+    }

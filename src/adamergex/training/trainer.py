@@ -48,7 +48,14 @@ from adamergex.training.config import TrainingConfig
 from adamergex.training.data import IGNORE_INDEX, TrainingData, batch_plan, collate, prepare_training_data
 from adamergex.training.log import LOG_FILE, TrainingLog, check_tracker
 from adamergex.training.loss import forward_loss, supports_fused_loss
-from adamergex.training.speed import Execution, adapter_input_casting, collate_packed, execution_for, make_adamw
+from adamergex.training.speed import (
+    Execution,
+    adapter_input_casting,
+    apply_liger_kernels,
+    collate_packed,
+    execution_for,
+    make_adamw,
+)
 
 _STATE_FILE = "trainer_state.json"
 _OPTIMIZER_FILE = "optimizer.pt"
@@ -363,6 +370,8 @@ def train_adapter(
     model = base.model
     if config.gradient_checkpointing:
         _set_checkpointing(model, enabled=True)
+    if run.execution.liger_kernels:
+        apply_liger_kernels(model)  # in place, once per model; before PEFT wraps the projections
     peft_model = initialise_adapter(model, config)
     try:
         with adapter_input_casting(peft_model, run.execution):

@@ -3,14 +3,16 @@ PEFT's input cast switch, and that a CPU run with the defaults is unchanged."""
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import pytest
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import IA3Config, LoraConfig, get_peft_model
 
 from adamergex.provenance import read_provenance
-from adamergex.training import TrainingConfig, train_adapter
+from adamergex.training import TrainingConfig, speed, train_adapter
 from adamergex.training.data import Example, collate
 from adamergex.training.loss import IGNORE_INDEX, forward_loss
 from adamergex.training.speed import Execution, adapter_input_casting, collate_packed, execution_for, make_adamw
@@ -29,17 +31,41 @@ def _examples() -> list[Example]:
     return examples
 
 
-def test_defaults_are_all_levers_on_cuda_and_none_on_cpu() -> None:
+def test_defaults_are_the_measured_levers_on_cuda_and_none_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert execution_for("cpu") == Execution()
     assert execution_for(torch.device("cpu")) == Execution(
-        fused_adamw=False, adapter_input_cast=True, packed_task_batches=False
+        fused_adamw=False, adapter_input_cast=True, packed_task_batches=False, liger_kernels=False
     )
-    assert execution_for("cuda:0") == Execution(fused_adamw=True, adapter_input_cast=False, packed_task_batches=True)
+    for installed in (True, False):
+        monkeypatch.setattr(speed, "liger_available", lambda installed=installed: installed)
+        # Packing stays off on CUDA too: measured slower with SDPA (see the module docstring).
+        assert execution_for("cuda:0") == Execution(fused_adamw=True, adapter_input_cast=False, liger_kernels=installed)
     assert execution_for("cuda").record() == {
         "fused_adamw": True,
         "adapter_input_cast": False,
-        "packed_task_batches": True,
+        "packed_task_batches": False,
+        "liger_kernels": False,
     }
+
+
+def test_liger_kernels_are_applied_once_through_the_architectures_public_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[dict[str, object]] = []
+
+    def apply_liger_kernel_to_llama(model=None, rope=True, rms_norm=True, swiglu=True, cross_entropy=True):
+        calls.append({"model": model, "rope": rope, "rms_norm": rms_norm, "swiglu": swiglu, "ce": cross_entropy})
+
+    fake = types.ModuleType("liger_kernel.transformers")
+    fake.apply_liger_kernel_to_llama = apply_liger_kernel_to_llama  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", fake)
+    model = tiny_model("llama", 64)
+    assert speed.apply_liger_kernels(model)
+    assert speed.apply_liger_kernels(model)  # a second call patches nothing more
+    # Only the keywords the function takes; its losses off (geglu and fused_linear_cross_entropy not taken here).
+    assert calls == [{"model": model, "rope": True, "rms_norm": True, "swiglu": True, "ce": False}]
+    assert not speed.apply_liger_kernels(tiny_model("gemma3", 64))  # no function for that architecture: untouched
 
 
 def test_collate_packed_lays_examples_back_to_back() -> None:
@@ -106,6 +132,16 @@ def test_input_cast_switch_reaches_every_lora_layer() -> None:
     assert all(m.cast_input_dtype_enabled for m in layers)
     with adapter_input_casting(model, Execution()):
         assert all(m.cast_input_dtype_enabled for m in layers)
+
+
+def test_input_cast_switch_leaves_ia3_layers_alone() -> None:
+    """(IA)³ layers have no input-cast switch (the first GPU run failed there: PEFT's helper assumed every layer
+    had one); the context must pass over them."""
+    model = get_peft_model(
+        tiny_model("llama", 64), IA3Config(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"])
+    )
+    with adapter_input_casting(model, Execution(adapter_input_cast=False)):
+        pass
 
 
 def _train_task(llama_dir: Path, out: Path, execution: Execution | None) -> list[float]:

@@ -130,3 +130,30 @@ def test_gpu_ia3_adapters_merge_multiplicatively(
     ).eval()
     with torch.no_grad():
         assert torch.isfinite(model(input_ids=torch.tensor([[2, 4, 6]], device="cuda")).logits).all()
+
+
+def test_liger_kernels_train_like_the_plain_model(llama_dir: Path, corpus_file: Path, tmp_path: Path) -> None:
+    """Liger's kernels (on by default on CUDA where installed) give the same losses as the plain modules, in fp32
+    to within float rounding, on two separately loaded copies of the model (the patch is per instance)."""
+    pytest.importorskip("liger_kernel")
+    from adamergex.training.speed import Execution
+
+    losses = {}
+    for liger in (False, True):
+        base = load_base_model(str(llama_dir), dtype="float32")
+        config = TrainingConfig(
+            base=str(llama_dir),
+            data=str(corpus_file),
+            lang="en",
+            out=tmp_path / f"liger-{liger}",
+            max_length=32,
+            max_steps=4,
+            learning_rate=2e-2,
+            lora_dropout=0.0,
+            dtype="float32",
+        )
+        execution = Execution(fused_adamw=True, adapter_input_cast=False, liger_kernels=liger)
+        result = train_adapter(config, base=base, progress=False, execution=execution)
+        losses[liger] = [r["loss"] for r in result.history]
+        assert getattr(base.model, "_adamergex_liger", False) == liger
+    assert losses[True] == pytest.approx(losses[False], rel=1e-3)
