@@ -20,10 +20,15 @@ what they computed before these settings existed.
   restarts into a dense block-diagonal mask over the whole packed row (attention quadratic in the row's length,
   off the flash kernel); it pays only with a variable-length attention kernel (flash-attention 2).
 * ``liger_kernels``: Liger-Kernel's fused Triton kernels for RMSNorm, rotary embedding and the gated MLP
-  (SwiGLU / GeGLU) patched into the model instance (the public ``apply_liger_kernel_to_<model_type>``), on CUDA
-  when the ``liger-kernel`` package is installed (``pip install 'adamergex[gpu]'``). Measured +25% reference-task
-  tokens/s at the Llama-2-7B shape (51% → 64% model-FLOP utilisation). The loss is left to adamergex (Liger's
-  fused linear cross-entropy replaces the model's forward, which the answer-only loss does not call).
+  (SwiGLU / GeGLU), through the public ``apply_liger_kernel_to_<model_type>`` (``pip install 'adamergex[gpu]'``).
+  Measured +23–25% reference-task tokens/s at the Llama-2-7B shape (52% → 64.5% model-FLOP utilisation) and +9%
+  at Gemma-3-270M, with the same losses. **Opt-in** (``ADAMERGEX_LIGER_KERNELS=1`` on a CUDA run): Liger patches
+  the architecture for the whole process, not only the model it is given (the rotary embedding is a module-level
+  function of transformers' modeling file, and the norm and MLP classes are replaced there too), so a CPU model
+  of the same architecture loaded later in that process runs Triton kernels on CPU tensors and fails — seen on
+  the GPU machine, where the CPU half of a GPU-vs-CPU scoring test broke after a Liger run in the same process.
+  The loss is left to adamergex (Liger's fused linear cross-entropy replaces the model's forward, which the
+  answer-only loss does not call).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,6 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from adamergex.errors import AdamergexError
 from adamergex.training.loss import IGNORE_INDEX
 
 
@@ -55,16 +62,30 @@ class Execution:
         return asdict(self)
 
 
+#: Set to 1 to use Liger's kernels on CUDA runs (see the module docstring for why it is not the default).
+LIGER_VARIABLE = "ADAMERGEX_LIGER_KERNELS"
+
+
 def liger_available() -> bool:
     """Whether the ``liger-kernel`` package is importable (it needs Triton and a GPU to run)."""
     return importlib.util.find_spec("liger_kernel") is not None
 
 
+def liger_requested() -> bool:
+    """Whether ``ADAMERGEX_LIGER_KERNELS=1`` asks for Liger's kernels; refused with one line when not installed."""
+    value = os.environ.get(LIGER_VARIABLE, "").strip()
+    if value not in ("", "0", "1"):
+        raise AdamergexError(f"{LIGER_VARIABLE} must be 0 or 1, got {value!r}")
+    if value == "1" and not liger_available():
+        raise AdamergexError(f"{LIGER_VARIABLE}=1 but liger-kernel is not installed: pip install 'adamergex[gpu]'")
+    return value == "1"
+
+
 def execution_for(device: torch.device | str) -> Execution:
-    """The default settings for a run on ``device``: on CUDA the levers measured to help (Liger's kernels where the
-    package is installed), PEFT's and PyTorch's defaults elsewhere."""
+    """The default settings for a run on ``device``: on CUDA the levers measured to help (and Liger's kernels when
+    ``ADAMERGEX_LIGER_KERNELS=1``), PEFT's and PyTorch's defaults elsewhere."""
     if torch.device(device).type == "cuda":
-        return Execution(fused_adamw=True, adapter_input_cast=False, liger_kernels=liger_available())
+        return Execution(fused_adamw=True, adapter_input_cast=False, liger_kernels=liger_requested())
     return Execution()
 
 

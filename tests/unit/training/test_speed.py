@@ -32,20 +32,38 @@ def _examples() -> list[Example]:
 
 
 def test_defaults_are_the_measured_levers_on_cuda_and_none_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(speed.LIGER_VARIABLE, raising=False)
     assert execution_for("cpu") == Execution()
     assert execution_for(torch.device("cpu")) == Execution(
         fused_adamw=False, adapter_input_cast=True, packed_task_batches=False, liger_kernels=False
     )
-    for installed in (True, False):
-        monkeypatch.setattr(speed, "liger_available", lambda installed=installed: installed)
-        # Packing stays off on CUDA too: measured slower with SDPA (see the module docstring).
-        assert execution_for("cuda:0") == Execution(fused_adamw=True, adapter_input_cast=False, liger_kernels=installed)
+    # Packing stays off on CUDA too (measured slower with SDPA), and Liger is opt-in (it patches the process).
+    assert execution_for("cuda:0") == Execution(fused_adamw=True, adapter_input_cast=False)
     assert execution_for("cuda").record() == {
         "fused_adamw": True,
         "adapter_input_cast": False,
         "packed_task_batches": False,
         "liger_kernels": False,
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "installed", "expected"),
+    [("1", True, True), ("0", True, False), ("", True, False), ("1", False, "not installed"), ("yes", True, "0 or 1")],
+)
+def test_liger_is_asked_for_by_its_variable(
+    value: str, installed: bool, expected: bool | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adamergex.errors import AdamergexError
+
+    monkeypatch.setenv(speed.LIGER_VARIABLE, value)
+    monkeypatch.setattr(speed, "liger_available", lambda: installed)
+    if isinstance(expected, str):
+        with pytest.raises(AdamergexError, match=expected):
+            execution_for("cuda")
+    else:
+        assert execution_for("cuda").liger_kernels is expected
+        assert execution_for("cpu").liger_kernels is False  # never on the CPU (Triton kernels)
 
 
 def test_liger_kernels_are_applied_once_through_the_architectures_public_function(
