@@ -66,7 +66,8 @@ def results_table(results: list[EvalResult]) -> Table:
     type=click.Choice(PROTOCOLS),
     default="harness",
     show_default=True,
-    help="harness: lm-evaluation-harness prompts; paper: the AdaMergeX prompts.",
+    help="harness: lm-evaluation-harness prompts; paper: the AdaMergeX prompts; xlt: the cross-lingual-thought "
+    "prompt (the XLT baseline, meant for the base model without an adapter).",
 )
 @click.option("--batch-size", "batch_size_text", default="auto", show_default=True, help="'auto' or a number.")
 @click.option(
@@ -104,8 +105,9 @@ def eval_command(
 
     Data-parallel: run it under `accelerate launch --num_processes N`; results equal one process's.
     """
+    from adamergex.adapters.fit import recorded_base
     from adamergex.data.tasks import get_task
-    from adamergex.evaluation.adapter import evaluate_adapter, recorded_base
+    from adamergex.evaluation.adapter import evaluate_adapter
     from adamergex.evaluation.sharding import current_shard, end_processes, main_process_first, process_device
     from adamergex.models import load_base_model
 
