@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
-from adamergex.data.languages import check_supported
+from adamergex.data.languages import UnknownLanguageError, check_supported
 from adamergex.errors import AdamergexError
 
 Protocol = Literal["harness", "paper", "xlt"]
@@ -242,8 +242,13 @@ class Task:
         return tuple(self.languages_by_split.get(self.check_split(split), self.languages))
 
     def has_split(self, lang: str, split: str) -> bool:
-        """Whether the task has ``split`` in ``lang`` (e.g. for skipping a target-language training run)."""
-        return split in self.splits and self.check_language(lang) in self.split_languages(split)
+        """Whether the task has ``split`` in ``lang`` (e.g. for skipping a target-language training run); False
+        for a language the task does not have at all."""
+        try:
+            lang = self.check_language(lang)
+        except UnknownLanguageError:
+            return False
+        return split in self.splits and lang in self.split_languages(split)
 
     def check_split_language(self, lang: str, split: str) -> None:
         """Refuse a split in a language it does not exist in, naming the languages it has and its source."""
