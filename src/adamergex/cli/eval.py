@@ -73,8 +73,8 @@ def results_table(results: list[EvalResult]) -> Table:
 @click.option(
     "--data-files",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Local JSONL/parquet rows in the dataset's schema, instead of the hub (repeatable).",
+    help="Local JSONL/parquet rows in the dataset's schema, instead of the hub (repeatable); a path may name "
+    "{dataset}, {lang} and {split} (e.g. data/{dataset}_{lang}_{split}.jsonl) to pick each language's file.",
 )
 @click.option("--max-text-tokens", type=click.IntRange(min=1), help="Cut each item's long text to this many tokens.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subset and the bootstrap.")

@@ -71,7 +71,9 @@ def test_training_splits_exist_only_in_english_and_say_so() -> None:
         assert get_task(task).has_split("en", split) and not get_task(task).has_split("de", split)
     with pytest.raises(TaskError, match=r"task 'mgsm' has split 'train' \(GSM8K train.*'exemplars'\) only in en"):
         get_task("mgsm").load("de", "train", data_files=TEMPLATE)
-    with pytest.raises(TaskError, match=r"task 'xquad' has split 'train' \(SQuAD v1.1 train.*\) only in en, not in 'es'"):
+    with pytest.raises(
+        TaskError, match=r"task 'xquad' has split 'train' \(SQuAD v1.1 train.*\) only in en, not in 'es'"
+    ):
         get_task("xquad").load("es", "train")
     assert get_task("xnli").split_languages("train") == get_task("xnli").languages
     (exemplar,) = load("mgsm", "de", "exemplars")  # MGSM's own train split, read through {split} = train
@@ -87,7 +89,9 @@ def test_english_xcopa_validation_is_held_out_of_balanced_copa_train() -> None:
 
 
 def test_data_file_templates_name_the_missing_file_and_refuse_unknown_placeholders(tmp_path: Path) -> None:
-    assert expand_data_files(TEMPLATE, dataset="gsm8k", lang="en", split="train") == [str(PAPER / "gsm8k_en_train.jsonl")]
+    assert expand_data_files(TEMPLATE, dataset="gsm8k", lang="en", split="train") == [
+        str(PAPER / "gsm8k_en_train.jsonl")
+    ]
     with pytest.raises(SourceUnavailableError, match=r"xnli_fr_test.jsonl \(from the template .*\) does not exist"):
         get_task("xnli").load("fr", "test", data_files=TEMPLATE)
     with pytest.raises(DataFormatError, match=r"placeholder\(s\) language .*expected only \{dataset\}, \{lang\}"):
