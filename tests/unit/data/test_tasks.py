@@ -146,7 +146,7 @@ def test_multiemo_items_prompts_and_aligned_subsets(multiemo_folder: Path, synth
 
 
 def test_multiemo_sentence_level_unaligned_needs_consent(tmp_path: Path) -> None:
-    with pytest.raises(TaskError, match="not index-aligned with English"):
+    with pytest.raises(TaskError, match="not index-aligned with the other languages"):
         get_task("multiemo").load("de", "test", level="sentence", archive=tmp_path)
 
 

@@ -34,13 +34,14 @@ def load_items(
 ) -> list[TaskItem]:
     """Items of ``split`` (``train`` / ``dev`` / ``test``) in ``lang`` at ``level`` (``text`` or ``sentence``).
 
-    Sentence-level German and Portuguese are not index-aligned with English, so their test sets may hold
-    translations of English training sentences; they load only with ``allow_unaligned=True``.
+    Sentence-level German and Portuguese are not index-aligned with the other languages, so their test sets may
+    hold translations of the source language's training sentences; they load only with ``allow_unaligned=True``.
+    Any aligned language can be the source: the split is one split of the aligned indices.
     """
     if lang in UNALIGNED.get(level, ()) and lang != "pl" and not allow_unaligned:
         raise TaskError(
-            f"MultiEmo {level}-level {lang!r} is not index-aligned with English, so its test set may contain "
-            "translations of English training items; pass allow_unaligned=True to use it anyway"
+            f"MultiEmo {level}-level {lang!r} is not index-aligned with the other languages, so its test set may "
+            "contain translations of the source language's training items; pass allow_unaligned=True to use it anyway"
         )
     examples = load_multiemo(lang, level, archive=archive, offline=offline)
     indices = multiemo_split_indices(lang, level, split, len(examples))
