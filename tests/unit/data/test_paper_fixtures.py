@@ -43,3 +43,13 @@ def test_every_split_the_miniature_reads_is_there(spec) -> None:
         assert items, (lang, split)
         for protocol in PROTOCOLS:
             assert [task.render(item, protocol).id for item in items] == [item.id for item in items]  # type: ignore[arg-type]
+
+
+def test_reference_text_of_every_language_the_miniature_trains() -> None:
+    """The paper's reference source (Wikipedia, ``source: huggingface``) reads the same template."""
+    from adamergex.data.reference import load_reference_documents, reference_source_options
+
+    assert "data_files" in (reference_source_options("huggingface") or ())
+    for lang in sorted({CONFIG.source_lang, *TARGET.values()}):
+        documents = load_reference_documents("huggingface", lang, data_files=TEMPLATE)
+        assert len(documents) == 3, lang
