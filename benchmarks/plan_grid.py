@@ -75,8 +75,17 @@ TASKS: dict[str, TaskShape] = {
     "xnli": TaskShape(75, 2, 3, 0, {"train": {"*": 392_702}, "validation": {"*": 2_490}, "test": {"*": 5_010}}),
     "pawsx": TaskShape(90, 2, 2, 0, {"train": {"*": 49_401}, "validation": {"*": 2_000}, "test": {"*": 2_000}}),
     # XCOPA: no training split in the target languages (English: balanced COPA, 1,000 train items).
-    "xcopa": TaskShape(40, 12, 2, 0, {"train": {"en": 1_000, "*": 0}, "validation": {"*": 100}, "test": {"*": 500}}),
-    "mgsm": TaskShape(120, 6, 0, 32, {"train": {"*": 8}, "test": {"*": 250}}),
+    # English validation: about 1 in 10 balanced COPA train items, held out of train.
+    "xcopa": TaskShape(
+        40, 12, 2, 0, {"train": {"en": 900, "*": 0}, "validation": {"en": 100, "*": 100}, "test": {"*": 500}}
+    ),
+    # MGSM trains on GSM8K (7,473 English train problems; about 1 in 25 held out as dev, by hash).
+    "mgsm": TaskShape(
+        120, 6, 0, 32, {"train": {"en": 7_174}, "dev": {"en": 299}, "exemplars": {"*": 8}, "test": {"*": 250}}
+    ),
+    # XQuAD trains on SQuAD v1.1 (87,599 English train questions; the questions of about 1 article in 50 held
+    # out as dev, by hash, ~1,750); paragraph + question + instruction ~200 English tokens.
+    "xquad": TaskShape(200, 4, 0, 32, {"train": {"en": 85_850}, "dev": {"en": 1_750}, "validation": {"*": 1_190}}),
     # XL-Sum: BBC articles (~560 words) with one-sentence summaries; train sizes of the dataset card.
     "xlsum": TaskShape(
         750,

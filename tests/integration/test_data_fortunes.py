@@ -28,3 +28,14 @@ def test_fortunes_de_from_apt_get_download(tmp_path: Path, monkeypatch: pytest.M
     assert not any(entry["file"].startswith("de/off/") for entry in corpus.metadata["packages"][0]["files"])
     assert documents_cache_path("de").is_file()
     assert load_fortunes("de", offline=True).documents == corpus.documents
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get (a Debian-based machine)")
+def test_fortunes_es_for_spanish_as_source_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spanish reference text for a run with ``source_lang: es`` (docs/data.md's counts, measured at pinning)."""
+    monkeypatch.setenv("ADAMERGEX_CACHE", str(tmp_path))
+    corpus = load_fortunes("es")
+    assert len(corpus.documents) == corpus.metadata["documents"] == 10_788
+    assert corpus.metadata["characters"] == 880_423
+    files = corpus.metadata["packages"][0]["files"]
+    assert len(files) == 25 and not any(entry["file"].startswith("es/off/") for entry in files)

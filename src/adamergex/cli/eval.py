@@ -66,14 +66,15 @@ def results_table(results: list[EvalResult]) -> Table:
     type=click.Choice(PROTOCOLS),
     default="harness",
     show_default=True,
-    help="harness: lm-evaluation-harness prompts; paper: the AdaMergeX prompts.",
+    help="harness: lm-evaluation-harness prompts; paper: the AdaMergeX prompts; xlt: the cross-lingual-thought "
+    "prompt (the XLT baseline, meant for the base model without an adapter).",
 )
 @click.option("--batch-size", "batch_size_text", default="auto", show_default=True, help="'auto' or a number.")
 @click.option(
     "--data-files",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Local JSONL/parquet rows in the dataset's schema, instead of the hub (repeatable).",
+    help="Local JSONL/parquet rows in the dataset's schema, instead of the hub (repeatable); a path may name "
+    "{dataset}, {lang} and {split} (e.g. data/{dataset}_{lang}_{split}.jsonl) to pick each language's file.",
 )
 @click.option("--max-text-tokens", type=click.IntRange(min=1), help="Cut each item's long text to this many tokens.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subset and the bootstrap.")
@@ -104,8 +105,9 @@ def eval_command(
 
     Data-parallel: run it under `accelerate launch --num_processes N`; results equal one process's.
     """
+    from adamergex.adapters.fit import recorded_base
     from adamergex.data.tasks import get_task
-    from adamergex.evaluation.adapter import evaluate_adapter, recorded_base
+    from adamergex.evaluation.adapter import evaluate_adapter
     from adamergex.evaluation.sharding import current_shard, end_processes, main_process_first, process_device
     from adamergex.models import load_base_model
 

@@ -20,6 +20,7 @@ test set, the next ``dev`` the dev set, the rest train; each returned sorted.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
@@ -111,3 +112,14 @@ def multiemo_split_indices(lang: str, level: str, split: str, count: int) -> lis
         if (aligned is None and split == "train") or (aligned is not None and aligned in members):
             chosen.append(index)
     return chosen
+
+
+def held_out(key: str, every: int) -> bool:
+    """Whether ``key`` falls in the held-out part of a split fixed by content: about one key in ``every``.
+
+    The first 8 bytes of sha256(key), as an integer, modulo ``every`` is 0. The rule reads only the key, so the
+    hub's rows and a local copy in any order or of any size split alike, and a row never changes sides.
+    """
+    if every < 2:
+        raise SplitError(f"a held-out part needs every >= 2 (one key in every), got {every}")
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % every == 0

