@@ -7,12 +7,14 @@ stand in for data. What is timed is the package's code: ``train_adapter`` (with 
 then with one lever changed at a time) and ``score_multiple_choice``.
 
 Model FLOPs (stated in every record): for a LoRA/(IA)³ step on a frozen base, per example of ``n`` tokens with
-``s`` scored positions, ``3 · (2·P_body·n + 2·d·V·s + A(n)) + 6·P_adapter·n``: forward (factor 1) plus the
-backward's activation gradients (factor 2); frozen weights get no weight gradients, the adapter's matrices do
-(``6·P_adapter``). ``P_body`` counts the decoder's matrix weights, ``d·V`` the output layer, ``A(n) = 4·h·d_h·pairs``
-causal attention over the ``(query, key)`` pairs each layer attends (a sliding window caps them). The ``6·N``
+``s`` scored positions, ``2 · (2·P_body·n + 2·d·V·s) + 3 · A(n) + 6·P_adapter·n``: the frozen matrices forward
+and input-gradient (a frozen weight gets no weight-gradient product), attention (no weights: both operands'
+gradients) three times its forward, the adapter's matrices forward, input- and weight-gradient. ``P_body`` counts
+the decoder's matrix weights, ``d·V`` the output layer at the scored positions, ``A(n) = 4·h·d_h·pairs`` causal
+attention over the ``(query, key)`` pairs each layer attends (a sliding window caps them). The ``6·N``
 convention (``N`` = all parameters, as if fully fine-tuned) is reported beside it. Utilisation divides by the
 datasheet dense bf16 peak (989 TFLOP/s on an H100/H200) and by an 8192³ bf16 matmul measured in the same run.
+(Runs before 2026-12-04 17:40 UTC used ``3 ·`` on every forward term, which overcounts by about 1.45×.)
 
 Every section runs in ``try``/``except``: an error is recorded and the next section starts. Results are written
 to ``OUT/gpu_throughput.json`` after every section, so a run cut short still leaves what it measured.

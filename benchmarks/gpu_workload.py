@@ -174,8 +174,9 @@ def model_flops(config: Any, lengths: list[int], scored: list[int], adapter_para
     total = 0.0
     for n, s in zip(lengths, scored, strict=True):
         pairs = sum(_pairs(n, window if kind == "sliding_attention" else None) for kind in types)
-        forward = 2 * body * n + 2 * d * config.vocab_size * s + 4 * heads * head_dim * pairs
-        total += 3 * forward + 6 * adapter_parameters * n
+        matrices = 2 * body * n + 2 * d * config.vocab_size * s  # frozen weights: forward, then input gradient
+        attention = 4 * heads * head_dim * pairs  # no weights: the backward takes both operands' gradients
+        total += 2 * matrices + 3 * attention + 6 * adapter_parameters * n
     return total
 
 

@@ -34,8 +34,9 @@ def test_model_flops_match_a_hand_count() -> None:
     config = gpu_workload.shape_config("tiny-llama")  # d 32, ff 64, 2 layers, 2 heads of 16, 1 KV head
     body = 2 * (2 * 32 * 32 + 2 * 32 * 16 + 3 * 32 * 64)
     n, scored, adapter = 10, 3, 100
-    forward = 2 * body * n + 2 * 32 * 512 * scored + 4 * 32 * (n * (n + 1) // 2) * 2
-    assert gpu_workload.model_flops(config, [n], [scored], adapter) == 3 * forward + 6 * adapter * n
+    matrices = 2 * body * n + 2 * 32 * 512 * scored  # frozen: forward + input gradient, no weight gradient
+    attention = 4 * 32 * (n * (n + 1) // 2) * 2  # two layers; forward + both operands' gradients
+    assert gpu_workload.model_flops(config, [n], [scored], adapter) == 2 * matrices + 3 * attention + 6 * adapter * n
 
 
 def test_sliding_window_caps_the_attended_pairs() -> None:
