@@ -79,6 +79,9 @@ class StepLog:
     plan: dict[str, PlannedStep] = field(default_factory=dict)
     timings: list[StepTiming] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._noted: set[str] = set()  # not a field: run.json holds the lists above
+
     def absorb(self, timings: Sequence[StepTiming]) -> None:
         """Count steps an executor's workers computed for this run as executed here, not as cache hits."""
         names = [f"{t.kind}:{t.name}" for t in timings]
@@ -86,6 +89,15 @@ class StepLog:
         self.cached = [name for name in self.cached if name not in elsewhere]
         self.executed = [*names, *self.executed]
         self.timings = [*timings, *self.timings]
+
+    def note(self, kind: str, key: str, name: str, state: str) -> bool:
+        """Record that step ``key`` was executed or found in the cache; False when this run has noted it already
+        (a step read by several methods, or computed and then read again, counts once)."""
+        if key in self._noted:
+            return False
+        self._noted.add(key)
+        getattr(self, state).append(f"{kind}:{name}")
+        return True
 
     def add_planned(self, step: PlannedStep) -> bool:
         """Record ``step``; False when a step with its key is planned already."""
@@ -209,9 +221,8 @@ class Pipeline:
         """One unwrapped console line from the cache (a damaged entry, a wait for another run)."""
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    def _note(self, kind: str, name: str, state: str) -> None:
-        getattr(self.log, state).append(f"{kind}:{name}")
-        if state != "executed":
+    def _note(self, kind: str, key: str, name: str, state: str) -> None:
+        if self.log.note(kind, key, name, state) and state != "executed":
             self.console.print(f"[dim]{state:>8}[/] {kind} {name}")
 
     def _plan(self, kind: str, key: str, name: str, inputs: dict[str, Any]) -> None:
@@ -234,7 +245,7 @@ class Pipeline:
         key = step_key(kind, inputs)
         with self.cache.claim(kind, key, name) as found:
             if found is not None:
-                self._note(kind, name, "cached")
+                self._note(kind, key, name, "cached")
                 self._record_training(kind, values, found)
                 return key, found / "adapter"
             if self.dry_run:
@@ -242,7 +253,7 @@ class Pipeline:
                 return key, self.cache.path(kind, key) / "adapter"
             with self._timed(kind, key, name):
                 self._train_step(kind, name, key, inputs, values)
-        self._note(kind, name, "executed")
+        self._note(kind, key, name, "executed")
         self._record_training(kind, values, self.cache.path(kind, key))
         return key, self.cache.path(kind, key) / "adapter"
 
@@ -345,13 +356,14 @@ class Pipeline:
         key = step_key("merge", inputs)
         with self.cache.claim("merge", key, label) as found:
             if found is not None:
+                self._note("merge", key, label, "cached")
                 return key, found / "adapter"
             if self.dry_run:
                 self._plan("merge", key, label, inputs)
                 return key, self.cache.path("merge", key) / "adapter"
             with self._timed("merge", key, label):
                 self._merge_step(spec, adapter, parts, t, key, inputs)
-        self._note("merge", label, "executed")
+        self._note("merge", key, label, "executed")
         return key, self.cache.path("merge", key) / "adapter"
 
     def _merge_inputs(self, method: str, adapter: str, parts: dict[str, tuple[str, Path]], t: float) -> dict[str, Any]:
@@ -402,6 +414,7 @@ class Pipeline:
         key = step_key("eval", inputs)
         with self.cache.claim("eval", key, label) as found:
             if found is not None:
+                self._note("eval", key, label, "cached")
                 return json.loads((found / "result.json").read_text())
             if self.dry_run:
                 self._plan("eval", key, label, inputs)
@@ -474,7 +487,7 @@ class Pipeline:
         """Write an evaluation step's ``result.json`` and seal it (inside the step's claim)."""
         with self.cache.produce("eval", key, inputs) as folder:
             (folder / "result.json").write_text(json.dumps(result, indent=2))
-        self.log.executed.append(f"eval:{label}")
+        self._note("eval", key, label, "executed")
 
     # -- one step at a time (what an executor's worker runs) ----------------------------------------------------
     def plan(self) -> dict[str, PlannedStep]:
