@@ -143,4 +143,4 @@ def test_a_rerun_takes_every_step_from_the_cache(tiny_run: Path) -> None:
         load_config(FIXTURES / "tiny.yaml", output=tiny_run), progress=False, console=_quiet()
     )
     assert pipeline.log.executed == []
-    assert len(pipeline.log.cached) == len(set(pipeline.log.cached)) == len(_sealed(tiny_run))
+    assert len(pipeline.log.cached) == len(_sealed(tiny_run))  # each sealed step once (labels repeat across kinds)
