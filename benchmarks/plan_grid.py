@@ -32,13 +32,14 @@ import io
 import json
 import math
 import os
-import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from adamergex.pipeline import steps as pipeline_steps
 
 PARAMETERS = 6.74e9  # Llama-2-7B
 PEAK_FLOPS = 989.4e12  # H100 SXM, dense bf16
@@ -49,7 +50,13 @@ WEIGHT_BYTES = 2 * PARAMETERS  # bf16
 DECODE_BATCH = 64
 VALIDATION_ITEMS = 256  # TrainingConfig.max_validation_items; validated before and after training
 MERGE_SECONDS = 2.0  # measured: 7B LoRA concat merge, 1.3 s above start-up on 2 CPU cores
-OVERHEAD_SECONDS = {"reference": 30.0, "task": 30.0, "merge": 0.0, "eval": 3.0}  # per step, model kept loaded
+#: Per step, model kept loaded, by kind of step.
+OVERHEAD_SECONDS = {
+    pipeline_steps.ReferenceTraining.kind: 30.0,
+    pipeline_steps.TaskTraining.kind: 30.0,
+    pipeline_steps.Merge.kind: 0.0,
+    pipeline_steps.Evaluation.kind: 3.0,
+}
 MODEL_LOAD_SECONDS = 20.0  # 13.5 GB of bf16 weights from local disk to the GPU, when a step loads the model
 REFERENCE_DOCUMENT_TOKENS = 2_000  # mean English-equivalent tokens of the first Wikipedia articles (assumed)
 
@@ -127,6 +134,8 @@ class Step:
     deps: list[str] = field(default_factory=list)
     role: str = ""  # train, target-ft, merge, dev, test; "(refinement)" for the t search's added points
     task: str = ""  # the task an evaluation scores
+    search: tuple[str, str, str] | None = None  # (task, method, target language) of an evaluation at some t
+    loads_model: bool = True  # a worker that loads the model per step loads it for this one
 
 
 # -- costs -------------------------------------------------------------------------------------------------------
@@ -176,19 +185,16 @@ def eval_seconds(inputs: dict[str, Any]) -> float:
     return compute_seconds(2 * PARAMETERS * items * prompt) + decode_seconds(items, shape.new_tokens)
 
 
-def step_seconds(kind: str, inputs: dict[str, Any]) -> float:
-    if kind in ("reference", "task"):
-        return training_seconds(inputs)
-    if kind == "merge":
-        return MERGE_SECONDS
-    return eval_seconds(inputs)
+def step_seconds(step: pipeline_steps.Step) -> float:
+    if isinstance(step, pipeline_steps.Training):
+        return training_seconds(dict(step.inputs))
+    if isinstance(step, pipeline_steps.Evaluation):
+        return eval_seconds(dict(step.inputs))
+    return MERGE_SECONDS
 
 
 # -- the graph ---------------------------------------------------------------------------------------------------
-_LABEL = re.compile(r"^(?P<tune>tune/)?(?P<method>[^/]+)/(?P<lang>[^/]+)/t=(?P<t>[^/]+)$")
-
-
-def planned_steps(config_path: Path) -> tuple[list[Any], Any]:
+def planned_steps(config_path: Path) -> tuple[list[pipeline_steps.Step], Any]:
     """The dry run's planned steps (each once) and the validated config, without touching ``output``."""
     from rich.console import Console
 
@@ -202,35 +208,27 @@ def planned_steps(config_path: Path) -> tuple[list[Any], Any]:
         return list(pipeline.log.plan.values()), config
 
 
-def graph_from_plan(plan: Iterable[Any], source: str) -> list[Step]:
-    """Steps with edges from their inputs: a merge reads its parts, an evaluation its adapter."""
+def graph_from_plan(plan: Iterable[pipeline_steps.Step], source: str) -> list[Step]:
+    """Steps with edges from the steps each reads (a merge its parts, an evaluation its adapter)."""
     steps = []
     for planned in plan:
-        inputs = planned.inputs
-        if planned.kind == "merge":
-            deps = list(dict.fromkeys(inputs["parts"].values()))
-        elif planned.kind == "eval":
-            deps = [inputs["adapter"]] if inputs.get("adapter") else []
-        else:
-            deps = []
-        seconds = step_seconds(planned.kind, inputs)
-        task = inputs.get("task", "") if planned.kind == "eval" else ""
-        steps.append(Step(planned.key, planned.kind, planned.name, seconds, deps, _role(planned, source), task))
+        task, search = "", None
+        if isinstance(planned, pipeline_steps.Evaluation):
+            task = planned.task
+            search = None if planned.t is None else (planned.task, planned.method, planned.target)
+        role = _role(planned)
+        seconds = step_seconds(planned)
+        deps = list(planned.upstream())
+        steps.append(Step(planned.key, planned.kind, planned.name, seconds, deps, role, task, search, planned.gpu))
     return steps
 
 
-def _role(planned: Any, source: str) -> str:
-    if planned.kind == "eval":
-        return "dev" if planned.name.startswith("tune/") else "test"
-    if planned.kind == "task" and planned.inputs["lang"] != source:
-        return "target-ft"
-    return "merge" if planned.kind == "merge" else "train"
-
-
-def _search_group(step: Step) -> tuple[str, str, str] | None:
-    """(task, method, target language) of the t search an evaluation at some t belongs to."""
-    match = _LABEL.match(step.name)
-    return None if match is None else (step.task, match["method"], match["lang"])
+def _role(planned: pipeline_steps.Step) -> str:
+    if isinstance(planned, pipeline_steps.Evaluation):
+        return planned.purpose
+    if isinstance(planned, pipeline_steps.Training):
+        return "target-ft" if planned.role == "target-ft" else "train"
+    return "merge"
 
 
 def add_refinement(steps: list[Step], refine_rounds: int, extra_points: int) -> list[Step]:
@@ -240,7 +238,7 @@ def add_refinement(steps: list[Step], refine_rounds: int, extra_points: int) -> 
     grids: dict[tuple[str, str, str], list[Step]] = defaultdict(list)
     tests: dict[tuple[str, str, str], list[Step]] = defaultdict(list)
     for step in steps:
-        group = _search_group(step) if step.kind == "eval" else None
+        group = step.search
         if group is not None:
             (grids if step.role == "dev" else tests)[group].append(step)
     added: list[Step] = []
@@ -253,9 +251,22 @@ def add_refinement(steps: list[Step], refine_rounds: int, extra_points: int) -> 
             current = []
             for point in range(points):
                 label = f"{'/'.join(group)}/refine{round_index + 1}.{point + 1}"
-                merge = Step(f"merge:{label}", "merge", label, MERGE_SECONDS, list(previous), "merge (refinement)")
+                kind = pipeline_steps.Merge.kind
+                merge = Step(
+                    f"{kind}:{label}",
+                    kind,
+                    label,
+                    MERGE_SECONDS,
+                    list(previous),
+                    "merge (refinement)",
+                    loads_model=False,
+                )
                 evaluation = replace(
-                    grid[-1], key=f"eval:{label}", name=f"tune/{label}", deps=[merge.key], role="dev (refinement)"
+                    grid[-1],
+                    key=f"{grid[-1].kind}:{label}",
+                    name=f"tune/{label}",
+                    deps=[merge.key],
+                    role="dev (refinement)",
                 )
                 added += [merge, evaluation]
                 current.append(evaluation.key)
@@ -357,8 +368,7 @@ def critical_path(steps: Sequence[Step], cost: dict[str, float]) -> list[str]:
 def costs(steps: Sequence[Step], *, load_per_step: bool) -> dict[str, float]:
     extra = MODEL_LOAD_SECONDS if load_per_step else 0.0
     return {
-        step.key: step.seconds + OVERHEAD_SECONDS[step.kind] + (extra if step.kind != "merge" else 0.0)
-        for step in steps
+        step.key: step.seconds + OVERHEAD_SECONDS[step.kind] + (extra if step.loads_model else 0.0) for step in steps
     }
 
 

@@ -50,9 +50,12 @@ def test_the_longest_chain_starts_first() -> None:
 
 
 def test_refinement_rounds_follow_the_grid_and_precede_the_test() -> None:
-    grid = [Step(f"g{t}", "eval", f"tune/adamergex/de/t={t}", 1.0, [f"m{t}"], "dev", "xnli") for t in ("0.5", "1")]
-    test = Step("test", "eval", "adamergex/de/t=1", 5.0, ["m1"], "test", "xnli")
-    other_task = Step("other", "eval", "adamergex/de/t=1", 5.0, ["n1"], "test", "pawsx")
+    search = ("xnli", "adamergex", "de")
+    grid = [
+        Step(f"g{t}", "eval", f"tune/adamergex/de/t={t}", 1.0, [f"m{t}"], "dev", "xnli", search) for t in ("0.5", "1")
+    ]
+    test = Step("test", "eval", "adamergex/de/t=1", 5.0, ["m1"], "test", "xnli", search)
+    other_task = Step("other", "eval", "adamergex/de/t=1", 5.0, ["n1"], "test", "pawsx", ("pawsx", "adamergex", "de"))
     steps = plan_grid.add_refinement([*grid, test, other_task], refine_rounds=2, extra_points=3)
     added = {step.key: step for step in steps[4:]}
     assert sorted(added) == [

@@ -282,7 +282,7 @@ def _score_generation(
     texts = _generate_by_setting(model, tokenizer, prompts, settings, size, progress, shard)
     extract = task.extract_answer
     answers = [extract(text) for text in texts]
-    references = [[extract(ref) for ref in _references(item.gold)] for item in rendered]
+    references = [[extract(ref) for ref in reference_answers(item.gold)] for item in rendered]
     predictions = [
         {"id": item.id, "generation": text, "answer": answer, "gold": item.gold}
         for item, text, answer in zip(rendered, texts, answers, strict=True)
@@ -324,7 +324,8 @@ _SCORERS: dict[str, Callable[[Any, Any, Any, list[Any], BatchSize, bool, Shard],
 }
 
 
-def _references(gold: Any) -> list[str]:
+def reference_answers(gold: Any) -> list[str]:
+    """A generation item's reference answers as a list of strings (one answer or several)."""
     return [str(ref) for ref in gold] if isinstance(gold, list | tuple) else [str(gold)]
 
 

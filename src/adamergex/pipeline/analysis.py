@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 
 from adamergex.evaluation.paired import crossed_bootstrap, discordant_pairs, mcnemar_exact, seed_spread
+from adamergex.pipeline.methods import BASELINE, METHODS
 from adamergex.pipeline.predictions import BINARY_METRICS, Scored, aligned_ids, paired_order, per_item, scorer
 
 SELECTION_ORDER = ("", "source-dev", "unlabelled", "target-dev", "fixed")
 SELECTION_SHORT = {"source-dev": "source dev", "target-dev": "target dev, few-shot", "unlabelled": "label-free"}
-T_MERGES = ("arimerge", "adamergex", "adamergex-cross", "factor")
-VS_ARIMERGE = ("adamergex", "adamergex-cross", "factor")
 
 
 @dataclass(frozen=True)
@@ -169,7 +168,7 @@ def analyse(scored: Sequence[Scored], info: dict[str, Any], *, resamples: int = 
                     )
                 )
         first = next(iter(next(iter(cells.values())).values()))
-        if first.method == "eng-ft" and source in cells:
+        if first.method == BASELINE and source in cells:
             for metric in info["tasks"][task]["metrics"]:
                 analysis.gaps.extend(_gap(task, adapter, metric, variant, cells, source, options))
         if first.selection not in ("", "fixed"):
@@ -268,21 +267,22 @@ def _point(metric: str, s: Scored) -> float:
 def _references(
     task: str, adapter: str, variant: str, cells: Cells, groups: dict[tuple[str, str, str], Cells], headline: str
 ) -> list[str]:
-    """The variants ``variant`` is compared with: Eng-FT, and for merges with a t the matching AriMerge."""
+    """The variants ``variant`` is compared with: the baseline (Eng-FT), the same merge on the main reference
+    adapters for a reference ablation, and the methods of its table entry's ``versus`` (AriMerge for the merges
+    with a t) at the matching t selection, else at any."""
     sample = next(iter(next(iter(cells.values())).values()))
     out = []
-    if sample.method != "eng-ft" and (task, adapter, "eng-ft") in groups:
-        out.append("eng-ft")
+    if sample.method != BASELINE and (task, adapter, BASELINE) in groups:
+        out.append(BASELINE)
     method, _, ablation = sample.method.partition("@")
     if ablation:  # a reference ablation (adamergex@task-text): against the same merge on the main references
         main = variant_name(Scored(task, adapter, method, "", 0, sample.t, sample.selection, (), (), ()), headline)
         if (task, adapter, main) in groups:
             out.append(main)
-    if sample.method in VS_ARIMERGE:
-        matching = variant_name(
-            Scored(task, adapter, "arimerge", "", 0, sample.t, sample.selection, (), (), ()), headline
-        )
-        for candidate in (matching, "arimerge"):
+    spec = METHODS.get(sample.method)
+    for other in spec.versus if spec is not None else ():
+        matching = variant_name(Scored(task, adapter, other, "", 0, sample.t, sample.selection, (), (), ()), headline)
+        for candidate in (matching, other):
             if (task, adapter, candidate) in groups:
                 out.append(candidate)
                 break

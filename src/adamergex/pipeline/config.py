@@ -17,6 +17,7 @@ from adamergex.data.tasks.base import Protocol
 from adamergex.errors import AdamergexError
 from adamergex.merging.combination import ExactLoraMode
 from adamergex.pipeline.methods import METHOD_NAMES, METHODS
+from adamergex.pipeline.steps import STEP_KINDS, StepKind
 
 if TYPE_CHECKING:
     Method = str
@@ -256,9 +257,6 @@ class EvaluationSpec(_Strict):
     batch_size: int | Literal["auto"] = Field("auto", description="Evaluation batch size or auto.")
 
 
-StepKind = Literal["reference", "task", "merge", "eval"]
-
-
 class StepResources(_Strict):
     """What one step of a kind reserves on a Ray cluster (Ray starts it only where these are free)."""
 
@@ -279,13 +277,12 @@ class StepResources(_Strict):
     )
 
     def processes_for(self, kind: StepKind) -> int:
-        """How many processes a step of ``kind`` runs in: data-parallel evaluation only (see ``processes``)."""
-        if kind != "eval":
+        """How many processes a step of ``kind`` runs in: data-parallel kinds only (see ``processes``)."""
+        if not STEP_KINDS[kind].data_parallel:
             return 1
-        if self.processes is not None:
-            return self.processes
         gpus = self.num_gpus
-        return int(gpus) if gpus is not None and gpus.is_integer() and gpus > 1 else 1
+        whole = int(gpus) if gpus is not None and gpus.is_integer() and gpus > 1 else 1
+        return self.processes or whole
 
 
 class ExecutorSpec(_Strict):
@@ -328,14 +325,15 @@ class ExecutorSpec(_Strict):
             processes = wanted.processes
             if processes is None or processes == 1:
                 continue
-            if kind != "eval":
+            if not STEP_KINDS[kind].data_parallel:
+                parallel = " and ".join(name for name, step in STEP_KINDS.items() if step.data_parallel)
                 raise ValueError(
-                    f"resources.{kind}.processes: only eval steps run data-parallel; {kind} steps run in one "
+                    f"resources.{kind}.processes: only {parallel} steps run data-parallel; {kind} steps run in one "
                     "process (leave processes out or set it to 1)"
                 )
             if wanted.num_gpus not in (None, 0, processes):
                 raise ValueError(
-                    f"resources.eval: num_gpus {wanted.num_gpus:g} with processes {processes}; each process "
+                    f"resources.{kind}: num_gpus {wanted.num_gpus:g} with processes {processes}; each process "
                     f"needs a GPU of its own (num_gpus {processes}) or none (num_gpus 0)"
                 )
         return self
@@ -457,9 +455,8 @@ class ExperimentConfig(_Strict):
         small = [task.name for task in self.tasks if task.dev_size < SMALL_DEV]
         if uses_target and small and not tuning.force_small_dev:
             raise ValueError(
-                f"tuning on a target-language dev set of fewer than {SMALL_DEV} items (task(s) "
-                f"{', '.join(small)}) selects t on noise; raise dev_size or set "
-                "tuning.force_small_dev"
+                f"tuning on a target-language dev set of fewer than {SMALL_DEV} items (task(s) {', '.join(small)}) "
+                "selects t on noise; raise dev_size or set tuning.force_small_dev"
             )
 
 

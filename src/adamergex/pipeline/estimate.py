@@ -33,6 +33,7 @@ import torch
 
 from adamergex.errors import AdamergexError
 from adamergex.files import atomic_write_text
+from adamergex.pipeline.steps import Evaluation, Merge, ReferenceTraining, Step, TaskTraining, Training, step_class
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_STEPS = 3
@@ -112,29 +113,6 @@ def cost_settings(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def step_class(kind: str, inputs: dict[str, Any], source_lang: str) -> str:
-    """The calibration entry whose cost applies to a planned step."""
-    if kind == "reference":
-        return f"reference/{inputs['adapter']}"
-    if kind == "task":
-        return f"task/{inputs['adapter']}"  # target-ft: the task's per-step cost, its own step count
-    if kind == "merge":
-        return f"merge/{inputs['adapter']}"
-    return "eval/base" if inputs.get("adapter") is None else "eval/adapter"
-
-
-def step_units(kind: str, inputs: dict[str, Any]) -> float | None:
-    """Optimizer steps of a training step, items of an evaluation, 0 for a merge; None where the plan does not say
-    (training by epochs, an evaluation of a whole split)."""
-    if kind in ("reference", "task"):
-        steps = inputs.get("max_steps")
-        return float(steps) if steps is not None else None
-    if kind == "eval":
-        limit = inputs.get("limit")
-        return float(limit) if limit is not None else None
-    return 0.0
-
-
 @dataclass(frozen=True)
 class StepEstimate:
     kind: str
@@ -143,16 +121,18 @@ class StepEstimate:
     seconds: float | None
 
 
-def estimate_plan(steps: Iterable[Any], calibration: Calibration, source_lang: str) -> list[StepEstimate]:
+def estimate_plan(steps: Iterable[Step], calibration: Calibration, source_lang: str) -> list[StepEstimate]:
     """Seconds of each planned step (None where its class was not calibrated or its size is not in the plan)."""
     out = []
     for step in steps:
-        cls = step_class(step.kind, step.inputs, source_lang)
-        cost = calibration.costs.get(cls)
-        units = step_units(step.kind, step.inputs)
-        seconds = cost.seconds(units) if cost is not None and units is not None else None
-        out.append(StepEstimate(step.kind, step.name, cls, seconds))
+        cls = step.cost_class()
+        out.append(StepEstimate(step.kind, step.name, cls, _estimate(calibration, cls, step.units())))
     return out
+
+
+def _estimate(calibration: Calibration, cls: str, units: float | None) -> float | None:
+    cost = calibration.costs.get(cls)
+    return cost.seconds(units) if cost is not None and units is not None else None
 
 
 def summarise(estimates: Sequence[StepEstimate]) -> list[tuple[str, int, float, int]]:
@@ -193,70 +173,94 @@ def _training_cost(log_path: Path, wall: float) -> Cost:
 
 
 def calibrate(
-    pipeline: Any, plan: Sequence[Any], *, say: Callable[[str], None] = print, workdir: Path | None = None
+    pipeline: Any, plan: Sequence[Step], *, say: Callable[[str], None] = print, workdir: Path | None = None
 ) -> Calibration:
     """Measure the costs the plan's steps need on this machine, with the run's own settings (``pipeline``: a
     dry-run :class:`~adamergex.pipeline.runner.Pipeline` whose ``plan`` this is)."""
-    from adamergex.evaluation.adapter import evaluate_adapter
-    from adamergex.merging.api import merge
+    config = pipeline.config
+    base = pipeline.base
+    costs: dict[str, Cost] = {}
+    with tempfile.TemporaryDirectory(prefix="adamergex-calibration-", dir=workdir) as scratch:
+        root = Path(scratch)
+        trained = _calibrate_training(base, plan, config.source_lang, root, costs, say)
+        evaluations = [step for step in plan if isinstance(step, Evaluation)]
+        if evaluations:
+            adapter_dir = next((out for step, out in trained if isinstance(step, TaskTraining)), None)
+            _calibrate_evaluation(base, config, evaluations, adapter_dir, costs, say)
+        for kind in config.adapters:
+            of_kind = {type(step): out for step, out in trained if step.adapter_kind == kind}
+            task_dir, reference_dir = of_kind.get(TaskTraining), of_kind.get(ReferenceTraining)
+            if task_dir is None or reference_dir is None:
+                continue
+            from adamergex.merging.api import merge
+
+            started = time.perf_counter()
+            merge(task_dir, reference_dir, reference_dir, 1.0, root / f"merge-{kind}")
+            costs[Merge.cost_class_of(kind)] = Cost(0.0, time.perf_counter() - started)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return Calibration(costs, cost_settings(config), machine_description(), created)
+
+
+def _calibrate_training(
+    base: Any, plan: Sequence[Step], source: str, root: Path, costs: dict[str, Cost], say: Callable[[str], None]
+) -> list[tuple[Training, Path]]:
+    """Train each class of training step of the plan (in the source language) for a few optimizer steps."""
     from adamergex.training.config import TrainingConfig
     from adamergex.training.log import LOG_FILE
     from adamergex.training.trainer import train_adapter
 
-    config = pipeline.config
-    base = pipeline.base
-    costs: dict[str, Cost] = {}
-    trained: dict[str, Path] = {}
-    with tempfile.TemporaryDirectory(prefix="adamergex-calibration-", dir=workdir) as scratch:
-        root = Path(scratch)
-        for step in plan:
-            if step.kind not in ("reference", "task"):
-                continue
-            cls = step_class(step.kind, step.inputs, config.source_lang)
-            if cls in costs or step.inputs["lang"] != config.source_lang:
-                continue
-            out = root / cls.replace("/", "-")
-            values = {**step.inputs, "max_steps": CALIBRATION_STEPS, "save_steps": CALIBRATION_STEPS, "out": out}
-            values["checkpoint_dir"] = root / (out.name + ".checkpoints")
-            say(f"calibrating {cls}: {CALIBRATION_STEPS} optimizer steps …")
-            started = time.perf_counter()
-            train_adapter(TrainingConfig.build(values), base=base, progress=False)
-            costs[cls] = _training_cost(out / LOG_FILE, time.perf_counter() - started)
-            trained[cls] = out
-        evals = [step for step in plan if step.kind == "eval"]
-        if evals:
-            sample = max(evals, key=lambda step: step.inputs.get("limit") or 0)
-            task = next(t for t in config.tasks if t.name == sample.inputs["task"])
-            adapter_dir = next((path for cls, path in trained.items() if cls.startswith("task/")), None)
-            for cls, adapter in (("eval/base", None), ("eval/adapter", adapter_dir)):
-                if cls == "eval/adapter" and adapter is None:
-                    continue
-                say(f"calibrating {cls}: {CALIBRATION_ITEMS} {sample.inputs['lang']} items …")
-                started = time.perf_counter()
-                [result] = evaluate_adapter(
-                    base,
-                    adapter,
-                    task.name,
-                    [sample.inputs["lang"]],
-                    options=task.options,
-                    max_text_tokens=task.max_text_tokens,
-                    split=sample.inputs["split"],
-                    limit=CALIBRATION_ITEMS,
-                    protocol=config.protocol,
-                    batch_size=config.evaluation.batch_size,
-                    progress=False,
-                )
-                wall = time.perf_counter() - started
-                costs[cls] = Cost(result.seconds / result.n, max(wall - result.seconds, 0.0))
-        for kind in config.adapters:
-            task_dir, reference_dir = trained.get(f"task/{kind}"), trained.get(f"reference/{kind}")
-            if task_dir is None or reference_dir is None:
-                continue
-            started = time.perf_counter()
-            merge(task_dir, reference_dir, reference_dir, 1.0, root / f"merge-{kind}")
-            costs[f"merge/{kind}"] = Cost(0.0, time.perf_counter() - started)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return Calibration(costs, cost_settings(config), machine_description(), created)
+    trained: list[tuple[Training, Path]] = []
+    for step in plan:
+        if not isinstance(step, Training):
+            continue
+        cls = step.cost_class()
+        if cls in costs or step.lang != source:
+            continue
+        out = root / cls.replace("/", "-")
+        values = {**step.inputs, "max_steps": CALIBRATION_STEPS, "save_steps": CALIBRATION_STEPS, "out": out}
+        values["checkpoint_dir"] = root / (out.name + ".checkpoints")
+        say(f"calibrating {cls}: {CALIBRATION_STEPS} optimizer steps …")
+        started = time.perf_counter()
+        train_adapter(TrainingConfig.build(values), base=base, progress=False)
+        costs[cls] = _training_cost(out / LOG_FILE, time.perf_counter() - started)
+        trained.append((step, out))
+    return trained
+
+
+def _calibrate_evaluation(
+    base: Any,
+    config: Any,
+    evaluations: Sequence[Evaluation],
+    adapter_dir: Path | None,
+    costs: dict[str, Cost],
+    say: Callable[[str], None],
+) -> None:
+    """Score a few items of the plan's largest evaluation without an adapter, and with a trained one."""
+    from adamergex.evaluation.adapter import evaluate_adapter
+
+    sample = max(evaluations, key=lambda step: step.limit or 0)
+    task = next(t for t in config.tasks if t.name == sample.task)
+    for with_adapter, adapter in ((False, None), (True, adapter_dir)):
+        if with_adapter and adapter is None:
+            continue
+        cls = Evaluation.cost_class_of(with_adapter=with_adapter)
+        say(f"calibrating {cls}: {CALIBRATION_ITEMS} {sample.lang} items …")
+        started = time.perf_counter()
+        [result] = evaluate_adapter(
+            base,
+            adapter,
+            task.name,
+            [sample.lang],
+            options=task.options,
+            max_text_tokens=task.max_text_tokens,
+            split=sample.split,
+            limit=CALIBRATION_ITEMS,
+            protocol=config.protocol,
+            batch_size=config.evaluation.batch_size,
+            progress=False,
+        )
+        wall = time.perf_counter() - started
+        costs[cls] = Cost(result.seconds / result.n, max(wall - result.seconds, 0.0))
 
 
 def write_calibration(folder: Path, calibration: Calibration) -> Path:
@@ -311,27 +315,15 @@ def measured_steps(cache_root: Path, calibration: Calibration, source_lang: str)
     for manifest in sealed_manifests(cache_root):
         folder = manifest.parent
         try:
-            step = json.loads(manifest.read_text(encoding="utf-8"))
-            kind, inputs, key = folder.parent.name, dict(step["inputs"]), str(step["key"])
+            record = json.loads(manifest.read_text(encoding="utf-8"))
+            kind, inputs, key = folder.parent.name, dict(record["inputs"]), str(record["key"])
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise AdamergexError(f"{manifest} is not a step manifest ({error})") from None
-        cls = step_class(kind, inputs, source_lang)
-        cost, units = calibration.costs.get(cls), step_units(kind, inputs)
-        estimated = cost.seconds(units) if cost is not None and units is not None else None
-        out.append(MeasuredStep(kind, key, cls, estimated, _recorded_seconds(folder, kind)))
+        step = step_class(kind)(name="", inputs=inputs)
+        cls = step.cost_class()
+        estimated = _estimate(calibration, cls, step.units())
+        out.append(MeasuredStep(kind, key, cls, estimated, step.recorded_seconds(folder)))
     return out
-
-
-def _recorded_seconds(folder: Path, kind: str) -> float | None:
-    name, field_name = {"eval": ("result.json", "seconds")}.get(kind, ("training.json", "wall_time_s"))
-    path = folder / name
-    if kind == "merge" or not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get(field_name)
-    except (OSError, ValueError) as error:
-        raise AdamergexError(f"{path} is not readable JSON ({error})") from None
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 def format_measured(steps: Sequence[MeasuredStep]) -> list[str]:

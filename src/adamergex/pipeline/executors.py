@@ -19,28 +19,18 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from adamergex.errors import AdamergexError
-from adamergex.pipeline.config import ExperimentConfig, StepKind
-from adamergex.pipeline.runner import Pipeline, PlannedStep, RunRecords, StepTiming, run_experiment
+from adamergex.pipeline.config import ExperimentConfig
+from adamergex.pipeline.runner import Pipeline, RunRecords, StepTiming, run_experiment
+from adamergex.pipeline.steps import STEP_KINDS, Step, Training
 from adamergex.threads import torch_threads
-
-#: Submission order of ready steps: trainings (the long steps that start every chain) first; Ray starts queued
-#: tasks of one resource shape roughly in the order they were submitted.
-PRIORITY = {"task": 0, "reference": 1, "merge": 2, "eval": 3}
-#: The keys a planned step reads, by kind (training steps read no other step).
-DEPENDENCIES: dict[str, Callable[[dict[str, Any]], set[str]]] = {
-    "reference": lambda inputs: set(),
-    "task": lambda inputs: set(),
-    "merge": lambda inputs: set(inputs["parts"].values()),
-    "eval": lambda inputs: set() if inputs["adapter"] is None else {inputs["adapter"]},
-}
 
 
 def execute(
@@ -56,15 +46,13 @@ def execute(
     )
 
 
-def ready_steps(plan: dict[str, PlannedStep], running: set[str]) -> list[PlannedStep]:
-    """The planned steps that may start now, trainings first: not running, and no input among the steps still
-    planned (a planning pass lists every step not sealed, so an input outside the plan is sealed)."""
-    ready = [
-        step
-        for key, step in plan.items()
-        if key not in running and not DEPENDENCIES[step.kind](step.inputs) & plan.keys()
-    ]
-    return sorted(ready, key=lambda step: PRIORITY[step.kind])
+def ready_steps(plan: dict[str, Step], running: set[str]) -> list[Step]:
+    """The planned steps that may start now, in their kinds' priority (trainings, the long steps that start
+    every chain, first; Ray starts queued tasks of one resource shape roughly in the order they were submitted):
+    not running, and no input among the steps still planned (a planning pass lists every step not sealed, so an
+    input outside the plan is sealed)."""
+    ready = [step for key, step in plan.items() if key not in running and not set(step.upstream()) & plan.keys()]
+    return sorted(ready, key=lambda step: step.priority)
 
 
 def import_ray() -> Any:
@@ -110,7 +98,7 @@ class RayExecutor:
         # A CPU worker keeps its process (and model) between steps; a GPU worker exits after one (see below).
         remotes = {False: ray.remote(compute_step), True: ray.remote(max_calls=1)(compute_step_on_gpu)}
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-        running: dict[Any, PlannedStep] = {}
+        running: dict[Any, Step] = {}
         finished: set[str] = set()
         timings: list[StepTiming] = []
         try:
@@ -152,7 +140,9 @@ class RayExecutor:
 
     def _note_single_process_training(self) -> None:
         """Say so where a training kind reserves several GPUs: its steps train in one process on one of them."""
-        for kind in ("reference", "task"):
+        for kind, step_class in STEP_KINDS.items():
+            if not issubclass(step_class, Training):
+                continue
             gpus = self.config.executor.resources_for(kind).num_gpus
             if gpus is not None and gpus > 1:
                 self.console.print(
@@ -162,23 +152,22 @@ class RayExecutor:
                     highlight=False,
                 )
 
-    def _processes(self, step: PlannedStep) -> int:
+    def _processes(self, step: Step) -> int:
         """How many data-parallel processes compute ``step`` (its kind's ``processes``; 1 but for evaluations)."""
-        kind = cast(StepKind, step.kind)
-        return self.config.executor.resources_for(kind).processes_for(kind)
+        return self.config.executor.resources_for(step.kind).processes_for(step.kind)
 
-    def _options(self, step: PlannedStep, has_gpus: bool, processes: int) -> dict[str, Any]:
+    def _options(self, step: Step, has_gpus: bool, processes: int) -> dict[str, Any]:
         """Ray task options of ``step``: its kind's configured resources, GPUs by default where there are (one
         per process of a data-parallel step)."""
-        wanted = self.config.executor.resources_for(cast(StepKind, step.kind))
-        default_gpus = float(processes) if has_gpus and step.kind != "merge" else 0.0
+        wanted = self.config.executor.resources_for(step.kind)
+        default_gpus = float(processes) if has_gpus and step.gpu else 0.0
         gpus = wanted.num_gpus if wanted.num_gpus is not None else default_gpus
         options: dict[str, Any] = {"num_cpus": wanted.num_cpus, "num_gpus": gpus, "name": f"{step.kind}:{step.name}"}
         if wanted.memory_gib is not None:
             options["memory"] = int(wanted.memory_gib * 2**30)
         return options
 
-    def _collect(self, ray: Any, ref: Any, step: PlannedStep) -> list[StepTiming]:
+    def _collect(self, ray: Any, ref: Any, step: Step) -> list[StepTiming]:
         """A finished task's timings; a failed step stops the run with the worker's error."""
         try:
             timings: list[StepTiming] = ray.get(ref)
@@ -196,7 +185,7 @@ class RayExecutor:
             self.console.print(f"[dim]    done[/] {timing.kind} {escape(timing.name)} ({where})")
         return timings
 
-    def _not_shared(self, step: PlannedStep) -> AdamergexError:
+    def _not_shared(self, step: Step) -> AdamergexError:
         return AdamergexError(
             f"{step.kind} step {step.name} finished on a Ray worker but is not sealed in {self.config.output}: "
             "the output folder must be on a filesystem every Ray node shares, at the same path"
@@ -208,9 +197,7 @@ class RayExecutor:
 _worker: tuple[str, Pipeline] | None = None
 
 
-def compute_step(
-    config_json: str, step: PlannedStep, processes: int = 1, on_gpus: bool = False
-) -> Sequence[StepTiming]:
+def compute_step(config_json: str, step: Step, processes: int = 1, on_gpus: bool = False) -> Sequence[StepTiming]:
     """A Ray task: compute ``step`` of the run ``config_json`` describes, as the in-process run would; with
     several ``processes``, data-parallel in processes launched for it (one per GPU Ray reserved when
     ``on_gpus``, else on CPUs: :mod:`adamergex.pipeline.sharded_step`)."""
@@ -229,9 +216,7 @@ def compute_step(
     return pipeline.log.timings[before:]
 
 
-def compute_step_on_gpu(
-    config_json: str, step: PlannedStep, processes: int = 1, on_gpus: bool = True
-) -> Sequence[StepTiming]:
+def compute_step_on_gpu(config_json: str, step: Step, processes: int = 1, on_gpus: bool = True) -> Sequence[StepTiming]:
     """:func:`compute_step` in a worker that exits after it (``max_calls=1``, Ray's own default for GPU tasks):
     Ray may hand a reused worker another GPU than the one its CUDA context and loaded model live on."""
     return compute_step(config_json, step, processes, on_gpus)

@@ -63,6 +63,10 @@ class MethodSpec:
         task_kinds: the task kinds it applies to (others are skipped with a note).
         in_source: also scored in the source language (the other side of the transfer gap).
         build: for merges, writes the merged adapter of a :class:`MergeJob`.
+        display: its name in the report's prose (``vs Eng-FT``).
+        baseline: the zero-shot baseline every other method is compared with item by item (one method), whose
+            source-language score gives the transfer gap.
+        versus: further methods its rows are compared with (at the matching t selection where there is one).
     """
 
     name: str
@@ -74,6 +78,9 @@ class MethodSpec:
     task_kinds: tuple[str, ...] = TASK_KINDS
     in_source: bool = False
     build: Build | None = None
+    display: str = ""
+    baseline: bool = False
+    versus: tuple[str, ...] = ()
 
 
 def _arimerge(job: MergeJob) -> None:
@@ -135,6 +142,8 @@ METHODS: dict[str, MethodSpec] = {
             "task adapter",
             needs=("task",),
             in_source=True,
+            display="Eng-FT",
+            baseline=True,
         ),
         MethodSpec(
             "arimerge",
@@ -143,6 +152,7 @@ METHODS: dict[str, MethodSpec] = {
             needs=("task", "reference_target"),
             takes_t=True,
             build=_arimerge,
+            display="AriMerge",
         ),
         MethodSpec(
             "adamergex",
@@ -151,6 +161,7 @@ METHODS: dict[str, MethodSpec] = {
             needs=_MERGE_PARTS,
             takes_t=True,
             build=_adamergex,
+            versus=("arimerge",),
         ),
         MethodSpec(
             "adamergex-cross",
@@ -159,6 +170,7 @@ METHODS: dict[str, MethodSpec] = {
             needs=_MERGE_PARTS,
             takes_t=True,
             build=_adamergex_cross,
+            versus=("arimerge",),
         ),
         MethodSpec(
             "factor",
@@ -168,6 +180,7 @@ METHODS: dict[str, MethodSpec] = {
             takes_t=True,
             adapter_kinds=("lora",),
             build=_factor,
+            versus=("arimerge",),
         ),
         MethodSpec(
             "target-ft",
@@ -178,3 +191,7 @@ METHODS: dict[str, MethodSpec] = {
     )
 }
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
+#: The method every other is compared with, item by item.
+BASELINE: str = next(name for name, spec in METHODS.items() if spec.baseline)
+#: The methods some method's rows are compared with besides the baseline (``versus``), in table order.
+VERSUS: tuple[str, ...] = tuple(name for name in METHODS if any(name in spec.versus for spec in METHODS.values()))

@@ -22,6 +22,7 @@ import numpy as np
 from adamergex.errors import AdamergexError
 from adamergex.evaluation.metrics import PER_ITEM_METRICS
 from adamergex.evaluation.paired import Scorer, weighted_macro_f1, weighted_mean
+from adamergex.evaluation.runner import reference_answers
 
 COLUMNS = ("task", "kind", "method", "lang", "seed", "t", "item_id", "gold", "prediction", "t_selection")
 BINARY_METRICS = frozenset({"accuracy", "exact_match"})
@@ -63,13 +64,9 @@ def from_eval_record(
     if not items:
         raise AdamergexError(f"the evaluation of {method}/{lang} kept no per-item predictions")
     generation = "answer" in items[0]
-    gold = tuple(_references(item["gold"]) if generation else int(item["gold"]) for item in items)
+    gold = tuple(reference_answers(item["gold"]) if generation else int(item["gold"]) for item in items)
     prediction = tuple(str(item["answer"]) if generation else int(item["prediction"]) for item in items)
     return Scored(task, kind, method, lang, seed, t, selection, tuple(str(i["id"]) for i in items), gold, prediction)
-
-
-def _references(gold: Any) -> list[str]:
-    return [str(ref) for ref in gold] if isinstance(gold, list | tuple) else [str(gold)]
 
 
 def to_csv(scored: Iterable[Scored]) -> str:

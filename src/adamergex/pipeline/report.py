@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import shutil
 from collections import defaultdict
@@ -23,6 +24,7 @@ from typing import Any
 from adamergex.errors import AdamergexError
 from adamergex.files import atomic_directory
 from adamergex.pipeline.analysis import Analysis, Comparison, LabelShift, ScoreRow, analyse
+from adamergex.pipeline.methods import BASELINE, METHODS, VERSUS
 from adamergex.pipeline.predictions import Scored, read_csv, to_csv
 from adamergex.pipeline.training_summary import plot_training_curves, trained_adapters, training_markdown
 
@@ -130,14 +132,17 @@ def gap_line(gaps: Sequence[Comparison], source: str) -> str:
         interval = "" if g.low is None else f" [{_signed(g.low)}, {_signed(g.high)}]"
         parts.append(f"{g.lang} {_signed(g.difference)}{interval}")
     last = "pooled" if any(g.lang == "pooled" for g in gaps) else gaps[-1].lang
+    baseline = METHODS[BASELINE].display
     reading = (
-        ". *gap closed* = the method's difference to Eng-FT divided by this gap (last column's languages)."
+        f". *gap closed* = the method's difference to {baseline} divided by this gap (last column's languages)."
         if gap_resolved(gaps, last)
         else f". No *gap closed* column: the {last} gap's interval reaches 0 or below, so a share of it is not "
         "resolved."
     )
     return (
-        f"Transfer gap of Eng-FT ({source} − target, points, paired by translated item): " + "; ".join(parts) + reading
+        f"Transfer gap of {baseline} ({source} − target, points, paired by translated item): "
+        + "; ".join(parts)
+        + reading
     )
 
 
@@ -317,27 +322,23 @@ def render_markdown(analysis: Analysis, records: dict[str, Any], facts: dict[str
         for metric in metrics:
             out += [*score_table(scores[(task, adapter, metric)], source), ""]
         for metric in metrics:
-            rows = [c for c in comparisons.get((task, adapter, metric), []) if c.reference == "eng-ft"]
+            rows = [c for c in comparisons.get((task, adapter, metric), []) if c.reference == BASELINE]
             if rows:
                 what = "exact McNemar p" if rows[0].discordant is not None else "no McNemar test: not right/wrong"
-                title = f"vs Eng-FT: {metric} difference (points; paired 95% CI; {what})"
+                title = f"vs {METHODS[BASELINE].display}: {metric} difference (points; paired 95% CI; {what})"
                 out += [*comparison_table(rows, gaps.get((task, adapter, metric), []), title), ""]
                 if gaps.get((task, adapter, metric)):
                     out += [gap_line(gaps[(task, adapter, metric)], source), ""]
-        for metric in metrics[:1]:
-            rows = [c for c in comparisons.get((task, adapter, metric), []) if c.reference.startswith("arimerge")]
+        for metric, other in itertools.product(metrics[:1], VERSUS):
+            rows = [c for c in comparisons.get((task, adapter, metric), []) if c.reference.startswith(other)]
             if rows:
-                out += [
-                    *comparison_table(
-                        rows, [], f"vs AriMerge: {metric} difference (points; paired 95% CI; exact McNemar p)"
-                    ),
-                    "",
-                ]
+                title = f"vs {METHODS[other].display}: {metric} difference (points; paired 95% CI; exact McNemar p)"
+                out += [*comparison_table(rows, [], title), ""]
         for metric in metrics[:1]:
             rows = [
                 c
                 for c in comparisons.get((task, adapter, metric), [])
-                if c.reference != "eng-ft" and not c.reference.startswith("arimerge")
+                if c.reference != BASELINE and not c.reference.startswith(VERSUS)
             ]
             for reference in dict.fromkeys(c.reference for c in rows):
                 title = (
@@ -450,12 +451,12 @@ def write_plots(analysis: Analysis, records: dict[str, Any], folder: Path) -> No
                 title=f"test {metric} against t · {task} · {adapter}",
             )
     for (task, adapter, metric), rows in _by_table(analysis.comparisons).items():
-        versus = [c for c in rows if c.reference == "eng-ft"]
+        versus = [c for c in rows if c.reference == BASELINE]
         if versus:
             plots.differences(
                 versus,
-                folder / f"vs_engft_{task}_{adapter}_{metric}.png",
-                title=f"{metric}: method − Eng-FT · {task} · {adapter}",
+                folder / f"vs_{BASELINE.replace('-', '')}_{task}_{adapter}_{metric}.png",
+                title=f"{metric}: method − {METHODS[BASELINE].display} · {task} · {adapter}",
             )
     for key, curves in records.get("curves", {}).items():
         plots.t_curves(curves, folder / f"t_curve_{key.replace('/', '_')}.png", title=f"t selection · {key}")

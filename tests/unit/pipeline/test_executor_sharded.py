@@ -24,8 +24,9 @@ from adamergex.evaluation.sharding import SINGLE_PROCESS
 from adamergex.pipeline.cache import JOURNAL, StepCache
 from adamergex.pipeline.config import ExecutorSpec, StepResources, load_config
 from adamergex.pipeline.executors import RayExecutor, execute
-from adamergex.pipeline.runner import Pipeline, PlannedStep, run_experiment
-from adamergex.pipeline.sharded_step import compute, launch
+from adamergex.pipeline.runner import Pipeline, run_experiment
+from adamergex.pipeline.sharded_step import ShardedComputer, compute, launch
+from adamergex.pipeline.steps import Step
 
 KINDS = ("reference", "task", "merge", "eval")
 #: What differs between two computations of one evaluation (timing, clock, the adapter folder's path).
@@ -58,7 +59,7 @@ def in_process(experiment, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
-def _evaluations(plan: dict[str, PlannedStep]) -> list[PlannedStep]:
+def _evaluations(plan: dict[str, Step]) -> list[Step]:
     return sorted((step for step in plan.values() if step.kind == "eval"), key=lambda step: step.name)
 
 
@@ -85,7 +86,8 @@ def test_a_launched_evaluation_seals_the_one_process_result(experiment, in_proce
     assert _result(output, target.key) == _result(in_process, target.key)
     assert _journal(output)[target.key] == 1
     assert StepCache(output / "cache").verify_all()[1] == []
-    assert compute(worker, target, SINGLE_PROCESS) == []  # sealed: taken as it is, not computed again
+    one_process = ShardedComputer(config, SINGLE_PROCESS, progress=False, console=_quiet())
+    assert compute(one_process, target) == []  # sealed: taken as it is, not computed again
     assert _journal(output)[target.key] == 1
 
 

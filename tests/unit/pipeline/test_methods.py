@@ -85,3 +85,23 @@ def test_adamergex_entry_uses_the_runs_svd_rank(tmp_path: Path) -> None:
 def test_factor_is_lora_only() -> None:
     assert METHODS["factor"].adapter_kinds == ("lora",)
     assert METHODS["majority"].task_kinds == ("multiple_choice",)
+
+
+def test_the_table_says_which_comparisons_the_report_makes() -> None:
+    """One baseline (Eng-FT, with its transfer gap), the merges with a t also against AriMerge; the analysis, the
+    report, the graph and the records name none of the methods compared (``majority`` and ``target-ft`` are also
+    the names of a record field and of a training role)."""
+    import ast
+
+    from adamergex.pipeline.methods import BASELINE, VERSUS
+
+    assert BASELINE == "eng-ft" and [name for name, spec in METHODS.items() if spec.baseline] == [BASELINE]
+    assert VERSUS == ("arimerge",)
+    assert {name for name, spec in METHODS.items() if spec.versus} == {"adamergex", "adamergex-cross", "factor"}
+    assert all(METHODS[name].display for name in (BASELINE, *VERSUS))
+    for module in ("analysis.py", "report.py", "graph.py", "records.py"):
+        path = Path(__file__).resolve().parents[3] / "src" / "adamergex" / "pipeline" / module
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        constants = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
+        compared = {BASELINE, *VERSUS, *(name for name, spec in METHODS.items() if spec.versus)}
+        assert not constants & compared, module

@@ -85,10 +85,16 @@ def test_report_shows_what_each_adapter_learned(first_run) -> None:
 
 
 def test_second_run_is_fully_cached(first_run) -> None:
-    config, _, _, records, _ = first_run
+    config, output, first, records, _ = first_run
     again, records_again, _ = _run(config)
     assert again.log.executed == []
     assert _scores(records_again) == _scores(records)
+    # every step the first run computed is counted once as a hit, merges and evaluations as well as trainings
+    sealed = len(list((output / "cache").glob("*/*/step.json")))
+    assert len(first.log.executed) == sealed
+    assert sorted(again.log.cached) == sorted(first.log.executed)
+    facts = json.loads((output / "run.json").read_text())
+    assert len(facts["log"]["cached"]) == sealed and facts["log"]["executed"] == []
 
 
 def test_report_rebuilds_results_from_predictions(first_run, tmp_path: Path) -> None:

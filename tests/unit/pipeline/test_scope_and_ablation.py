@@ -20,9 +20,10 @@ from adamergex.pipeline.estimate import (
     Cost,
     estimate_plan,
     read_calibration,
-    step_units,
 )
+from adamergex.pipeline.records import run_info
 from adamergex.pipeline.runner import Pipeline, run_experiment
+from adamergex.pipeline.steps import TaskTraining
 
 TINY_TRAINING = {
     "reference": {"max_steps": 2, "batch_size": 2, "max_length": 32, "save_steps": 1},
@@ -126,7 +127,7 @@ def test_compare_fixed_adds_t_values_on_its_own_languages_and_methods(experiment
     assert planned == sorted(
         [("lora", name) for name in per_kind] + [("ia3", name) for name in per_kind] + [("ia3", "adamergex/de/t=4")]
     )
-    assert "1, 3" in pipeline._selection_notes()["fixed"]
+    assert "1, 3" in run_info(config)["selections"]["fixed"]
 
 
 def test_by_kind_training_settings_reach_only_that_kind(scoped_run) -> None:
@@ -135,8 +136,8 @@ def test_by_kind_training_settings_reach_only_that_kind(scoped_run) -> None:
     inputs = {}
     for kind in ("lora", "ia3"):
         for lang in ("en", "de"):
-            key, _ = pipeline.task_adapter(kind, task, lang, 1)  # cached: the run trained them
-            manifest = json.loads((pipeline.cache.path("task", key) / "step.json").read_text())
+            step = TaskTraining.of(pipeline.config, kind, task, lang, 1)  # cached: the run trained them
+            manifest = json.loads((pipeline.cache.path(step.kind, step.key) / "step.json").read_text())
             inputs[kind, lang] = manifest["inputs"]
     assert inputs["ia3", "en"]["learning_rate"] == 0.05 and inputs["ia3", "de"]["learning_rate"] == 0.05
     assert "learning_rate" not in inputs["lora", "en"] and "learning_rate" not in inputs["lora", "de"]
@@ -217,7 +218,7 @@ def test_estimate_multiplies_measured_costs_by_the_plan(experiment, tmp_path: Pa
     assert by_name[("task", "multiemo/lora/en/seed0")] == 5.0 + 2 * 1.0
     assert by_name[("eval", "eng-ft/de")] == 3.0 + 12 * 0.25  # test_size items
     assert by_name[("merge", "adamergex/de/t=1")] == 0.5
-    assert step_units("task", {"max_steps": None}) is None
+    assert TaskTraining("by epochs", {"max_steps": None}).units() is None
 
 
 def test_calibrate_measures_this_machine_and_is_reused(experiment, tmp_path: Path) -> None:

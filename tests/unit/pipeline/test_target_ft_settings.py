@@ -8,7 +8,7 @@ import pytest
 
 from adamergex.errors import AdamergexError
 from adamergex.pipeline.config import load_config
-from adamergex.pipeline.runner import Pipeline
+from adamergex.pipeline.steps import TaskTraining
 
 TASK = {"max_steps": 2, "batch_size": 4, "max_length": 64, "save_steps": 1}
 REFERENCE = {"max_steps": 2, "batch_size": 2, "max_length": 32, "save_steps": 1}
@@ -16,11 +16,8 @@ REFERENCE = {"max_steps": 2, "batch_size": 2, "max_length": 32, "save_steps": 1}
 
 def _keys(experiment, tmp_path: Path, **training: dict) -> tuple[str, str]:
     config = load_config(experiment(tmp_path / "run", training={"reference": REFERENCE, "task": TASK, **training}))
-    pipeline = Pipeline(config, dry_run=True)
     task = config.tasks[0]
-    source_key, _ = pipeline.task_adapter("lora", task, "en", 0)
-    target_key, _ = pipeline.task_adapter("lora", task, "de", 0)
-    return source_key, target_key
+    return TaskTraining.of(config, "lora", task, "en", 0).key, TaskTraining.of(config, "lora", task, "de", 0).key
 
 
 def test_target_ft_settings_change_only_the_target_language_task_adapters(experiment, tmp_path: Path) -> None:
