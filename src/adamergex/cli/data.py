@@ -12,7 +12,7 @@ from rich.table import Table
 
 from adamergex.data.languages import LANGUAGES
 from adamergex.data.prepare import prepare_reference, prepare_task
-from adamergex.data.reference import CHUNK_MODES, REFERENCE_SOURCES
+from adamergex.data.reference import CHUNK_MODES, REFERENCE_SOURCES, reference_source_options
 from adamergex.data.sources.fortunes import cached_fortunes_languages, fortunes_languages
 from adamergex.data.sources.multiemo import MULTIEMO_LANGUAGES, MULTIEMO_LEVELS, multiemo_cache_path
 from adamergex.data.sources.udhr import UDHR_VERSION, udhr_cache_dir
@@ -167,25 +167,26 @@ def prepare_reference_command(
     force: bool,
 ) -> None:
     """Reference-task text in one language, chunked for causal-LM training when --tokenizer is given."""
-    options: dict[str, Any] = {}
-    if source == "udhr":
-        options = _source_options(archive, offline, ())
-        if udhr_code:
-            options["code"] = udhr_code
-    elif source == "fortunes":
-        options = _source_options(None, offline, ())
-        if debs:
-            options["deb"] = list(debs)
-    elif source == "task-text":
+    if source == "task-text":  # its options are the task loader's
         if not task_name:
             raise AdamergexError("--source task-text needs --task NAME (e.g. --task multiemo)")
         options = {"task": task_name, **_load_options(task_name, level, archive, offline, ())}
-    elif source == "huggingface":
-        options = {"max_documents": max_documents, **_source_options(None, False, data_files)}
     else:
-        if not files:
+        if source == "files" and not files:
             raise AdamergexError("--source files needs at least one --file")
-        options = {"paths": list(files), "text_field": text_field}
+        given: dict[str, Any] = {
+            "archive": archive,
+            "offline": True if offline else None,
+            "code": udhr_code,
+            "deb": list(debs) or None,
+            "data_files": [str(path) for path in data_files] or None,
+            "max_documents": max_documents,
+            "paths": list(files) or None,
+            "text_field": text_field,
+        }
+        # The options this source takes, read from its loader (one list: reference_source_options).
+        accepted = reference_source_options(source) or frozenset()
+        options = {name: value for name, value in given.items() if name in accepted and value is not None}
     loaded = load_tokenizer(tokenizer) if tokenizer else None
     result = prepare_reference(
         source,

@@ -85,3 +85,40 @@ def test_user_errors_exit_2_with_one_line() -> None:
     assert result.exit_code == 2 and "unknown task 'nope'; expected one of: entailed_polarity, mgsm" in result.output
     result = CliRunner().invoke(main, ["data", "show", "xnli", "--lang", "de", "--level", "text"])
     assert result.exit_code == 2 and "--level apply to the bigbench tasks only" in result.output
+
+
+def test_prepare_reference_passes_each_source_the_options_it_takes(tmp_path: Path, monkeypatch) -> None:
+    """One rule for every source (its loader's option names): what each source received before the rule."""
+    from adamergex.cli import data as cli_data
+
+    seen: dict[str, dict[str, object]] = {}
+
+    class Result:
+        corpus = None
+        documents = 0
+
+    def fake_prepare(source: str, lang: str, out: Path, **kwargs: object) -> Result:
+        seen[source] = {k: v for k, v in kwargs.items() if k not in cli_data_common}
+        return Result()
+
+    cli_data_common = {"tokenizer", "mode", "chunk_tokens", "chunk_words", "validation_fraction", "seed", "force"}
+    monkeypatch.setattr(cli_data, "prepare_reference", fake_prepare)
+    archive, deb, rows, text = (tmp_path / name for name in ("u.tgz", "f.deb", "wiki.jsonl", "t.txt"))
+    for path in (archive, deb, rows, text):
+        path.write_text("")
+    every = ["--archive", str(archive), "--offline", "--udhr-code", "deu_1996", "--deb", str(deb)]
+    every += ["--data-files", str(rows), "--file", str(text), "--text-field", "body", "--max-documents", "7"]
+    for source in ("udhr", "fortunes", "huggingface", "files"):
+        args = ["data", "prepare", "reference", "--source", source, "--lang", "de", "--out", str(tmp_path / "o")]
+        result = CliRunner().invoke(main, [*args, *every])
+        assert result.exit_code == 0, result.output
+    assert seen == {
+        "udhr": {"archive": archive, "offline": True, "code": "deu_1996"},
+        "fortunes": {"offline": True, "deb": [deb]},
+        "huggingface": {"data_files": [str(rows)], "max_documents": 7},
+        "files": {"paths": [text], "text_field": "body"},
+    }
+    missing = CliRunner().invoke(
+        main, ["data", "prepare", "reference", "--source", "files", "--lang", "de", "--out", "x"]
+    )
+    assert missing.exit_code != 0 and "--source files needs at least one --file" in missing.output
