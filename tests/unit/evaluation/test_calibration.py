@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -16,9 +15,9 @@ from adamergex.data.tasks import PromptTemplate, Task, TaskItem, get_task
 from adamergex.data.tasks.base import TaskError
 from adamergex.errors import AdamergexError
 from adamergex.evaluation.calibration import calibrate, calibrate_result, estimate_prior
-from adamergex.evaluation.loglikelihood import encode_pair
 from adamergex.evaluation.runner import evaluate
 from adamergex.evaluation.unlabelled import estimate_model_prior, unlabelled_prompts
+from hand_scoring import hand_loglikelihoods
 from synthetic_multiemo import write_multiemo_folder
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "evaluation"
@@ -86,16 +85,6 @@ def test_property_prior_of_a_biased_toy_model_recovers_the_bias(classes, evidenc
     assert calibrate(scores, prior) == labels  # the evidence alone decides once the bias is removed
 
 
-def _hand_loglikelihoods(model, tokenizer, prompt: str, choices: list[str]) -> list[float]:
-    totals = []
-    for choice in choices:
-        context, continuation = encode_pair(tokenizer, prompt, choice)
-        with torch.no_grad():
-            logprobs = torch.log_softmax(model(torch.tensor([context + continuation])).logits[0].double(), -1)
-        totals.append(sum(float(logprobs[len(context) - 1 + i, t]) for i, t in enumerate(continuation)))
-    return totals
-
-
 def test_model_prior_equals_hand_scored_prior_and_result_is_rescored(llama, tokenizer) -> None:
     task = get_task("xnli")
     options = {"data_files": str(FIXTURES / "xnli_de.jsonl")}
@@ -103,12 +92,12 @@ def test_model_prior_equals_hand_scored_prior_and_result_is_rescored(llama, toke
         llama, tokenizer, task, "de", split="validation", batch_size=3, progress=False, load_options=options
     )
     rendered = [task.render(item) for item in task.load("de", "validation", **options)]
-    hand = [_hand_loglikelihoods(llama, tokenizer, item.prompt, item.choices) for item in rendered]
+    hand = [hand_loglikelihoods(llama, tokenizer, item.prompt, item.choices) for item in rendered]
 
     # Any unlabelled set serves the arithmetic; the Chinese fixture stands in for a train split.
     prompts = unlabelled_prompts(task, "zh", load_options={"data_files": str(FIXTURES / "xnli_zh.jsonl")})
     prior = estimate_model_prior(llama, tokenizer, prompts, batch_size=2, progress=False)
-    hand_prior = estimate_prior([_hand_loglikelihoods(llama, tokenizer, p.prompt, list(p.choices)) for p in prompts])
+    hand_prior = estimate_prior([hand_loglikelihoods(llama, tokenizer, p.prompt, list(p.choices)) for p in prompts])
     assert prior == pytest.approx(hand_prior, abs=1e-4)
 
     calibrated = calibrate_result(result, prior, source={"split": "train", "n": len(prompts)})

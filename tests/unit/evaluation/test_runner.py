@@ -8,24 +8,18 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from adamergex.data.tasks import PromptTemplate, Task, TaskItem, get_task
 from adamergex.data.tasks.answers import final_number
 from adamergex.errors import AdamergexError, OutputExistsError
-from adamergex.evaluation.loglikelihood import encode_pair
 from adamergex.evaluation.runner import auto_batch_size, evaluate, write_results
+from hand_scoring import hand_loglikelihoods
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "evaluation"
 
 
 def hand_choice(model, tokenizer, prompt: str, choices: list[str]) -> int:
-    totals = []
-    for choice in choices:
-        context, continuation = encode_pair(tokenizer, prompt, choice)
-        with torch.no_grad():
-            logprobs = torch.log_softmax(model(torch.tensor([context + continuation])).logits[0].double(), -1)
-        totals.append(sum(float(logprobs[len(context) - 1 + i, t]) for i, t in enumerate(continuation)))
+    totals = hand_loglikelihoods(model, tokenizer, prompt, choices)
     return max(range(len(totals)), key=totals.__getitem__)
 
 

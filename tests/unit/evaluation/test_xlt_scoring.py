@@ -8,27 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from adamergex.cli import main
 from adamergex.data.tasks import get_task
 from adamergex.data.tasks.answers import final_number
 from adamergex.evaluation.generation import generate_greedy
-from adamergex.evaluation.loglikelihood import encode_pair
 from adamergex.evaluation.runner import evaluate
+from hand_scoring import hand_loglikelihoods
 
 PAPER = str(Path(__file__).parents[2] / "fixtures" / "data" / "hf" / "paper" / "{dataset}_{lang}_{split}.jsonl")
-
-
-def hand_loglikelihoods(model, tokenizer, prompt: str, choices: list[str]) -> list[float]:
-    totals = []
-    for choice in choices:
-        context, continuation = encode_pair(tokenizer, prompt, choice)
-        with torch.no_grad():
-            logprobs = torch.log_softmax(model(torch.tensor([context + continuation])).logits[0].double(), -1)
-        totals.append(sum(float(logprobs[len(context) - 1 + i, t]) for i, t in enumerate(continuation)))
-    return totals
 
 
 def test_multiple_choice_xlt_scores_the_choices_after_the_xlt_prompt(llama, tokenizer) -> None:
