@@ -419,7 +419,7 @@ def _train(
         history=[initial, *optimisation.state["history"]],
     )
     try:
-        _loop(run, optimisation, log, callbacks, progress)
+        _loop(run, optimisation, log, callbacks, progress, started)
         return _finish(run, optimisation, log, started)
     finally:
         log.close()
@@ -455,8 +455,15 @@ def _start(run: _Run, peft_model: PeftModel) -> _Optimisation:
     return _Optimisation(model, optimizer, scheduler, trainable, state, sharded, time.perf_counter(), state["tokens"])
 
 
-def _loop(run: _Run, opt: _Optimisation, log: TrainingLog, callbacks: tuple[StepCallback, ...], progress: bool) -> None:
-    """Optimizer steps from the current one to the last: log, show, checkpoint and call back after each."""
+def _loop(
+    run: _Run,
+    opt: _Optimisation,
+    log: TrainingLog,
+    callbacks: tuple[StepCallback, ...],
+    progress: bool,
+    started: float,
+) -> None:
+    """Optimizer steps from the current one to the last: log, show, snapshot, checkpoint and call back after each."""
     config, accelerator, state = run.config, run.accelerator, opt.state
     bar = tqdm(
         total=run.total_steps,
@@ -467,7 +474,8 @@ def _loop(run: _Run, opt: _Optimisation, log: TrainingLog, callbacks: tuple[Step
     )
     for step in range(state["step"], run.total_steps):
         record = _step(run, opt, step)
-        if config.eval_steps and (step + 1) % config.eval_steps == 0 and step + 1 < run.total_steps:
+        snapshot = step + 1 in config.snapshot_steps and step + 1 < run.total_steps
+        if snapshot or (config.eval_steps and (step + 1) % config.eval_steps == 0 and step + 1 < run.total_steps):
             record["validation_loss"] = _evaluate(run, opt.model)
         state["history"].append(record)
         log.log(record)
@@ -478,8 +486,8 @@ def _loop(run: _Run, opt: _Optimisation, log: TrainingLog, callbacks: tuple[Step
             refresh=False,
         )
         bar.update(1)
-        if step + 1 in config.snapshot_steps and step + 1 < run.total_steps:
-            _save_snapshot(run, opt, record)
+        if snapshot:
+            _save_snapshot(run, opt, record, started)
         if not opt.sharded and (step + 1) % config.save_steps == 0 and step + 1 < run.total_steps:
             saved = {**state, "wall_time_s": record["elapsed_s"]}
             _save_checkpoint(run, opt.model, opt.optimizer, opt.scheduler, saved)
@@ -593,23 +601,22 @@ def _window_loss(history: list[dict[str, Any]]) -> float:
     return sum(r["loss"] for r in window) / len(window) if window else float("nan")
 
 
-def _save_snapshot(run: _Run, opt: _Optimisation, record: dict[str, Any]) -> None:
-    """Keep the adapter as it is after this step, with its validation loss, as a complete PEFT folder (written
-    atomically under the checkpoint folder, so an interrupted run keeps it; copied into the output at the end)."""
+def _save_snapshot(run: _Run, opt: _Optimisation, record: dict[str, Any], started: float) -> None:
+    """Keep the adapter as it is after this step (``record``, already in the history, with its validation loss) as
+    a complete PEFT folder, written atomically under the checkpoint folder, so an interrupted run keeps it; copied
+    into the output at the end."""
     config, accelerator, state = run.config, run.accelerator, opt.state
     step = int(record["step"])
-    if "validation_loss" not in record:
-        record["validation_loss"] = _evaluate(run, opt.model)
     weights = accelerator.get_state_dict(opt.model)
     if accelerator.is_main_process:
         provenance = _provenance(
             run,
             opt.model,
             step,
-            _window_loss(state["history"] + [record]),
+            _window_loss(state["history"]),
             record["validation_loss"],
             record["elapsed_s"],
-            time.perf_counter(),
+            started,
         )
         provenance["initial_validation_loss"] = state.get("initial_validation_loss")
         provenance["snapshot"] = {

@@ -271,6 +271,8 @@ def test_a_snapshot_equals_the_run_of_that_many_steps(llama_dir: Path, corpus_fi
         assert record["final_validation_loss"] == short.validation_loss
         assert record["initial_validation_loss"] == short.initial_validation_loss
         assert record["steps"] == steps
+        assert record["final_train_loss"] == short.train_loss  # the same last-steps window as the short run's
+        assert record["total_time_s"] >= record["wall_time_s"] > 0
         # The run's settings (its max_steps, not the snapshot's step), without snapshot_steps (run control).
         assert record["hyperparameters"] == {**short.record["hyperparameters"], "max_steps": 6}
         PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(llama_dir), snapshot)  # a real PEFT folder
